@@ -1,0 +1,67 @@
+"""speakeasy_core: offline speech-to-text on NVIDIA NeMo, safe for batch jobs on any OS.
+
+>>> from speakeasy_core import Transcriber
+>>> with Transcriber("parakeet", "my_model.nemo") as t:  # doctest: +SKIP
+...     print(t.transcribe("meeting.wav").text)
+"""
+
+from .backends import (
+    Backend,
+    BackendOutput,
+    Capabilities,
+    PreparedAudio,
+    available_backends,
+    register_backend,
+)
+from .batch import AudioArray, AudioInput
+from .errors import (
+    AudioDecodeError,
+    BackendError,
+    BackendUnavailableError,
+    EmptyAudioError,
+    InputError,
+    InputNotFoundError,
+    InvalidOptionError,
+    JournalError,
+    ModelLoadError,
+    SpeakEasyError,
+    TempFileError,
+    TranscriptionError,
+    UnknownBackendError,
+)
+from .manifest import ManifestEntry, read_manifest
+from .transcriber import Transcriber
+from .types import Segment, TranscribeOptions, TranscriptionResult, Word
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioArray",
+    "AudioDecodeError",
+    "AudioInput",
+    "Backend",
+    "BackendError",
+    "BackendOutput",
+    "BackendUnavailableError",
+    "Capabilities",
+    "EmptyAudioError",
+    "InputError",
+    "InputNotFoundError",
+    "InvalidOptionError",
+    "JournalError",
+    "ManifestEntry",
+    "ModelLoadError",
+    "PreparedAudio",
+    "Segment",
+    "SpeakEasyError",
+    "TempFileError",
+    "TranscribeOptions",
+    "Transcriber",
+    "TranscriptionError",
+    "TranscriptionResult",
+    "UnknownBackendError",
+    "Word",
+    "available_backends",
+    "read_manifest",
+    "register_backend",
+]

@@ -1,0 +1,97 @@
+"""The contract between the :class:`~speakeasy_core.Transcriber` and a model backend.
+
+A backend receives a batch of :class:`PreparedAudio`: 16 kHz mono audio files that
+already exist on disk, closed, with measured durations. It returns one
+:class:`BackendOutput` per item, in the same order. It never creates or deletes files
+itself; when it needs one (a manifest, say) it asks the workspace it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..types import Segment, TranscribeOptions, Word
+
+if TYPE_CHECKING:
+    from ..tempfiles import TempWorkspace
+
+__all__ = ["Backend", "BackendFactory", "BackendOutput", "Capabilities", "PreparedAudio"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a loaded backend can do; the Transcriber validates options against it.
+
+    ``languages`` is ``None`` when the backend does not restrict the source language.
+    ``max_duration`` is the longest stretch of audio (seconds) the backend handles
+    well in one piece; longer inputs are split by the caller. ``None``: no limit.
+    """
+
+    languages: frozenset[str] | None = None
+    translation: bool = False
+    target_languages: frozenset[str] | None = None
+    timestamps: bool = False
+    punctuation_control: bool = False
+    max_duration: float | None = None
+
+
+@dataclass(frozen=True)
+class PreparedAudio:
+    """One input ready for a backend: a closed 16 kHz mono file and its duration."""
+
+    key: str
+    path: Path
+    duration: float
+
+
+@dataclass(frozen=True)
+class BackendOutput:
+    """A backend's answer for one item; times are seconds from the item's start."""
+
+    text: str
+    words: tuple[Word, ...] = ()
+    segments: tuple[Segment, ...] = ()
+    language: str | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A speech-to-text model behind a uniform, batched interface."""
+
+    name: str
+    model_name: str
+
+    def load(self) -> None:
+        """Load the model (idempotent). Raises ModelLoadError or BackendUnavailableError."""
+
+    def unload(self) -> None:
+        """Free the model and any device memory (idempotent)."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this backend (with its loaded model) supports."""
+
+    def transcribe_batch(
+        self,
+        batch: Sequence[PreparedAudio],
+        options: TranscribeOptions,
+        workspace: TempWorkspace,
+    ) -> list[BackendOutput]:
+        """Transcribe every item in one model call; one output per item, same order.
+
+        Raises on failure of the whole call; the caller splits the batch to isolate
+        the item at fault.
+        """
+
+
+class BackendFactory(Protocol):
+    """Builds a backend; registered under a name in :mod:`speakeasy_core.backends`.
+
+    ``options`` are backend-specific keyword arguments passed through from
+    ``Transcriber(backend_options=...)``; unknown ones raise InvalidOptionError.
+    """
+
+    def __call__(self, *, model: str | None, device: str, **options: Any) -> Backend: ...

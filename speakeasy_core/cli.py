@@ -1,0 +1,180 @@
+"""The ``speakeasy-core`` command line.
+
+    speakeasy-core transcribe clip.wav                       # prints the transcript
+    speakeasy-core transcribe recordings/ --out-dir out --format srt --resume
+    speakeasy-core backends                                  # lists backends
+
+Exit status: 0 when every input was transcribed, 1 when any input failed, 2 for a
+usage error, 3 when the job could not run at all (e.g. the model failed to load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .backends import available_backends
+from .errors import SpeakEasyError
+from .formats import available_formats, render
+from .job import JobInput, JobSummary, run_job
+from .transcriber import Transcriber
+
+__all__ = ["main"]
+
+logger = logging.getLogger("speakeasy_core.cli")
+
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a"})
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
+
+
+def expand_inputs(paths: Sequence[str]) -> Iterator[JobInput]:
+    """Files as given; directories searched recursively for audio files, sorted.
+
+    A file under a directory argument keeps its relative path in its output name, so
+    ``a/x.wav`` and ``b/x.wav`` do not overwrite each other's transcripts.
+    """
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+            )
+            if not found:
+                logger.warning("no audio files under %s", path)
+            for file in found:
+                yield JobInput(file, file.relative_to(path).with_suffix("").as_posix())
+        else:
+            yield JobInput(path, path.stem)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speakeasy-core",
+        description="Offline speech-to-text with NeMo Parakeet/Canary or the embedded "
+        "Whisper default.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("backends", help="list the installed backends")
+
+    run = commands.add_parser(
+        "transcribe",
+        help="transcribe files or directories",
+        description="Transcribe audio files (wav, flac, ogg, opus, mp3) and directories of "
+        "them. Without --out-dir the transcripts are printed; with it, one file per input "
+        "and format is written and a journal makes the job resumable (--resume).",
+    )
+    run.add_argument("paths", nargs="+", help="audio files or directories")
+    run.add_argument(
+        "--backend", help=f"one of: {', '.join(available_backends())} (default: whisper, "
+        "or parakeet when --model is given)"
+    )
+    run.add_argument("--model", help="a .nemo file, a model directory, or a pretrained name")
+    run.add_argument("--out-dir", type=Path, help="write transcripts here instead of stdout")
+    run.add_argument(
+        "--format",
+        action="append",
+        choices=available_formats(),
+        help="output format; repeat for several (default: txt)",
+    )
+    run.add_argument("--batch-size", type=_positive_int, default=16, help="inputs per model call")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--language", help="spoken language code, e.g. en")
+    run.add_argument("--target-language", help="output language for --task translate")
+    run.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
+    run.add_argument("--timestamps", action="store_true", help="word and segment times")
+    run.add_argument(
+        "--no-punctuation", action="store_true", help="ask for text without punctuation"
+    )
+    run.add_argument(
+        "--resume", action="store_true", help="skip inputs already done in --out-dir's journal"
+    )
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def _transcriber(args: argparse.Namespace) -> Transcriber:
+    return Transcriber(
+        args.backend,
+        args.model,
+        device=args.device,
+        batch_size=args.batch_size,
+        show_progress=not args.no_progress,
+        task=args.task,
+        language=args.language,
+        target_language=args.target_language,
+        punctuation=not args.no_punctuation,
+        timestamps=args.timestamps or any(f in {"srt", "vtt"} for f in args.format or ()),
+    )
+
+
+def _print_transcripts(transcriber: Transcriber, inputs: list[JobInput], fmt: str) -> int:
+    failed = 0
+    for result in transcriber.iter_transcribe([item.path for item in inputs]):
+        if result.ok:
+            sys.stdout.write(render(result, fmt).rstrip("\n") + "\n")
+        else:
+            failed += 1
+            logger.error("%s: %s: %s", result.source, result.error_type, result.error)
+        sys.stdout.flush()
+    return failed
+
+
+def _summarise(summary: JobSummary, out_dir: Path, seconds: float) -> None:
+    for source, error in summary.failures:
+        sys.stderr.write(f"failed: {source}: {error}\n")
+    sys.stderr.write(
+        f"{summary.transcribed} transcribed, {summary.skipped} already done, "
+        f"{summary.failed} failed, of {summary.total} inputs "
+        f"({summary.audio_seconds:.1f} s of audio in {seconds:.1f} s) -> {out_dir}\n"
+    )
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    formats = args.format or ["txt"]
+    inputs = list(expand_inputs(args.paths))
+    with _transcriber(args) as transcriber:
+        if args.out_dir is None:
+            if len(formats) > 1:
+                logger.error("several formats need --out-dir")
+                return EXIT_USAGE
+            failed = _print_transcripts(transcriber, inputs, formats[0])
+            return EXIT_FAILED if failed else EXIT_OK
+        started = time.monotonic()
+        summary = run_job(transcriber, inputs, args.out_dir, formats=formats, resume=args.resume)
+        _summarise(summary, args.out_dir, time.monotonic() - started)
+        return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = _parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "backends":
+        sys.stdout.write("\n".join(available_backends()) + "\n")
+        return EXIT_OK
+    try:
+        return _transcribe(args)
+    except SpeakEasyError as exc:
+        logger.error("%s", exc)
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        logger.error("interrupted; finished results are kept (rerun with --resume)")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

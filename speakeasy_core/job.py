@@ -1,0 +1,125 @@
+"""Resumable batch jobs: inputs -> transcripts on disk, journaled as they finish.
+
+``run_job`` feeds the inputs through a :class:`~speakeasy_core.Transcriber`, writes
+each finished result in the requested formats (atomically) and appends it to a JSON
+Lines journal in the output directory. Run it again with ``resume=True`` after a
+crash or Ctrl-C and it skips every input whose result is already in the journal
+(same file, same size and mtime, same options), redoing only the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .errors import InputError
+from .formats import write_result
+from .journal import Journal, job_key
+from .transcriber import Transcriber
+from .types import TranscriptionResult
+
+__all__ = ["JOURNAL_NAME", "JobInput", "JobSummary", "run_job"]
+
+logger = logging.getLogger(__name__)
+
+JOURNAL_NAME = "speakeasy-journal.jsonl"
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """An input file and the output name its transcripts get: no extension, ``/``-separated
+    folders allowed (``"day1/intro"`` writes ``out_dir/day1/intro.txt``)."""
+
+    path: Path
+    stem: str
+
+    def write(self, result: TranscriptionResult, out_dir: Path, fmt: str) -> Path:
+        """Write ``result`` for this input in format ``fmt`` under ``out_dir``."""
+        name = PurePosixPath(self.stem)
+        return write_result(result, out_dir.joinpath(*name.parent.parts), fmt, stem=name.name)
+
+
+@dataclass
+class JobSummary:
+    """What a job did. ``failures`` lists ``(input, error)`` for every failed input."""
+
+    total: int = 0
+    transcribed: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    audio_seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+
+def _key(path: Path, header: dict[str, object]) -> str:
+    """The journal key of an input; a missing file is keyed on its path alone."""
+    try:
+        return job_key(path, header)
+    except (OSError, InputError):
+        return f"missing:{os.fspath(path)}"
+
+
+def run_job(
+    transcriber: Transcriber,
+    inputs: Iterable[JobInput],
+    out_dir: str | os.PathLike[str],
+    *,
+    formats: Sequence[str] = ("txt",),
+    resume: bool = False,
+    journal_path: str | os.PathLike[str] | None = None,
+) -> JobSummary:
+    """Transcribe ``inputs`` into ``out_dir``; see the module docstring.
+
+    Without ``resume`` an existing journal is started afresh. Failed inputs are
+    journaled too, and retried by the next resumed run.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    backend = transcriber.backend
+    header: dict[str, object] = {
+        "backend": backend.name,
+        "model": backend.model_name,
+        "options": transcriber.options.to_dict(),
+    }
+    summary = JobSummary()
+    keys: deque[tuple[str, JobInput]] = deque()
+    journal = Journal.open(
+        Path(journal_path) if journal_path else out / JOURNAL_NAME, header=header, resume=resume
+    )
+    with journal:
+        done = journal.done_keys()
+
+        def todo() -> Iterator[Path]:
+            for item in inputs:
+                summary.total += 1
+                key = _key(item.path, header)
+                if key in done:
+                    summary.skipped += 1
+                    continue
+                keys.append((key, item))
+                yield item.path
+
+        for result in transcriber.iter_transcribe(todo()):
+            key, item = keys.popleft()
+            if result.ok:
+                for fmt in formats:
+                    item.write(result, out, fmt)
+                summary.transcribed += 1
+                summary.audio_seconds += result.duration
+            else:
+                summary.failures.append((result.source, f"{result.error_type}: {result.error}"))
+            journal.append(key, result)
+    logger.info(
+        "job done: %d transcribed, %d skipped (already done), %d failed",
+        summary.transcribed,
+        summary.skipped,
+        summary.failed,
+    )
+    return summary

@@ -1,0 +1,262 @@
+"""The public :class:`Transcriber`: one object, any backend, one input or ten thousand."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sized
+from contextlib import ExitStack
+from dataclasses import fields, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypedDict, Unpack
+
+import numpy as np
+
+from .backends.base import Backend, Capabilities
+from .backends.registry import create_backend
+from .batch import AudioArray, AudioInput, BatchEngine, ItemOutcome, ProgressCallback
+from .errors import InvalidOptionError
+from .tempfiles import DEFAULT_POLICY, RetryPolicy, TempWorkspace, sweep_stale
+from .types import Task, TranscribeOptions, TranscriptionResult, failed
+
+__all__ = ["OptionOverrides", "Transcriber"]
+
+logger = logging.getLogger(__name__)
+
+_TASKS: tuple[Task, ...] = ("transcribe", "translate")
+_OPTION_NAMES = frozenset(f.name for f in fields(TranscribeOptions))
+
+
+class OptionOverrides(TypedDict, total=False):
+    """Keyword options accepted by the Transcriber and its methods."""
+
+    task: Task
+    language: str | None
+    target_language: str | None
+    punctuation: bool
+    timestamps: bool
+
+
+def _check_choice(option: str, value: str | None, allowed: frozenset[str] | None) -> None:
+    if value is not None and allowed is not None and value not in allowed:
+        raise InvalidOptionError(option, value, f"supported: {', '.join(sorted(allowed))}")
+
+
+def validate_options(options: TranscribeOptions, caps: Capabilities) -> None:
+    """Raise InvalidOptionError for options the backend cannot honour."""
+    if options.task not in _TASKS:
+        raise InvalidOptionError("task", options.task, "use 'transcribe' or 'translate'")
+    if options.task == "translate" and not caps.translation:
+        raise InvalidOptionError("task", "translate", "this backend cannot translate")
+    if options.timestamps and not caps.timestamps:
+        raise InvalidOptionError("timestamps", True, "this backend gives no timestamps")
+    if not options.punctuation and not caps.punctuation_control:
+        raise InvalidOptionError("punctuation", False, "this backend cannot switch it off")
+    _check_choice("language", options.language, caps.languages)
+    if options.task == "translate":
+        _check_choice("target_language", options.target_language, caps.target_languages)
+
+
+class Transcriber:
+    """Speech to text with a pluggable backend.
+
+    ``backend`` is a registered name (``"parakeet"``, ``"canary"``, ``"whisper"`` or a
+    third party's) or a ready :class:`~speakeasy_core.backends.Backend`. When neither
+    backend nor model is given, the embedded offline ``"whisper"`` default is used; a
+    model without a backend means ``"parakeet"`` (any NeMo ``ASRModel``).
+
+    The model loads on first use (or :meth:`load`); use the object as a context manager
+    to free it afterwards. Keyword ``options`` (task, language, target_language,
+    punctuation, timestamps) set defaults that each call may override.
+
+    >>> with Transcriber("parakeet", "model.nemo", batch_size=8) as t:  # doctest: +SKIP
+    ...     for result in t.transcribe_batch(["a.wav", "b.flac"]):
+    ...         print(result.text if result.ok else result.error)
+    """
+
+    def __init__(
+        self,
+        backend: str | Backend | None = None,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        device: str = "auto",
+        batch_size: int = 16,
+        window: int | None = None,
+        backend_options: Mapping[str, Any] | None = None,
+        workspace_root: str | os.PathLike[str] | None = None,
+        retry_policy: RetryPolicy = DEFAULT_POLICY,
+        progress: ProgressCallback | None = None,
+        show_progress: bool = False,
+        **options: Unpack[OptionOverrides],
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidOptionError("batch_size", batch_size, "must be a positive integer")
+        if window is not None and (not isinstance(window, int) or window < 1):
+            raise InvalidOptionError("window", window, "must be a positive integer")
+        self.batch_size = batch_size
+        self.window = window or max(64, 8 * batch_size)
+        self.workspace_root = Path(workspace_root) if workspace_root is not None else None
+        self.retry_policy = retry_policy
+        self.progress = progress
+        self.show_progress = show_progress
+        self.options = self._merge(TranscribeOptions(), dict(options))
+        if isinstance(backend, Backend):
+            self.backend = backend
+        else:
+            name = backend or ("whisper" if model is None else "parakeet")
+            model_name = os.fspath(model) if model is not None else None
+            self.backend = create_backend(
+                name, model=model_name, device=device, **dict(backend_options or {})
+            )
+        self._loaded = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def load(self) -> Transcriber:
+        """Load the model now (otherwise the first call does), and sweep stale temp dirs."""
+        if not self._loaded:
+            for stale in sweep_stale(self.workspace_root):
+                logger.info("removed temp workspace left by a dead process: %s", stale)
+            self.backend.load()
+            self._loaded = True
+            validate_options(self.options, self.backend.capabilities)
+        return self
+
+    def unload(self) -> None:
+        """Free the model; the next call loads it again."""
+        if self._loaded:
+            self.backend.unload()
+            self._loaded = False
+
+    def __enter__(self) -> Transcriber:
+        return self.load()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.unload()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the loaded backend supports (loads it)."""
+        return self.load().backend.capabilities
+
+    # -- transcription -----------------------------------------------------------------------
+
+    def transcribe(
+        self,
+        audio: AudioInput | np.ndarray[Any, Any],
+        *,
+        sample_rate: int | None = None,
+        **options: Unpack[OptionOverrides],
+    ) -> TranscriptionResult:
+        """Transcribe one input; raises the typed error if it fails.
+
+        ``audio`` is a path, a :class:`~speakeasy_core.manifest.ManifestEntry`, an
+        :class:`AudioArray`, or a numpy array together with ``sample_rate``.
+        """
+        (outcome,) = self._run([audio], sample_rate, dict(options))
+        if outcome.error is not None:
+            raise outcome.error
+        return self._result(outcome, self._merge(self.options, dict(options)))
+
+    def transcribe_batch(
+        self,
+        inputs: Iterable[AudioInput | np.ndarray[Any, Any]],
+        *,
+        sample_rate: int | None = None,
+        **options: Unpack[OptionOverrides],
+    ) -> list[TranscriptionResult]:
+        """Transcribe many inputs; one result per input, in order, errors per item."""
+        return list(self.iter_transcribe(inputs, sample_rate=sample_rate, **options))
+
+    def iter_transcribe(
+        self,
+        inputs: Iterable[AudioInput | np.ndarray[Any, Any]],
+        *,
+        sample_rate: int | None = None,
+        **options: Unpack[OptionOverrides],
+    ) -> Iterator[TranscriptionResult]:
+        """Like :meth:`transcribe_batch`, but streams results in input order.
+
+        Only one window of inputs is held at a time, so any number of inputs may be
+        given as a lazy iterable.
+        """
+        merged = self._merge(self.options, dict(options))
+        for outcome in self._run(inputs, sample_rate, dict(options)):
+            yield self._result(outcome, merged)
+
+    def _run(
+        self,
+        inputs: Iterable[AudioInput | np.ndarray[Any, Any]],
+        sample_rate: int | None,
+        overrides: dict[str, Any],
+    ) -> Iterator[ItemOutcome]:
+        options = self._merge(self.options, overrides)
+        self.load()
+        validate_options(options, self.backend.capabilities)
+        total = len(inputs) if isinstance(inputs, Sized) else None
+        items = (self._coerce(item, sample_rate) for item in inputs)
+        with ExitStack() as stack:
+            workspace = stack.enter_context(
+                TempWorkspace(self.workspace_root, policy=self.retry_policy)
+            )
+            engine = BatchEngine(
+                self.backend,
+                workspace,
+                batch_size=self.batch_size,
+                window=self.window,
+                progress=self._progress_callback(stack, total),
+            )
+            yield from engine.run(items, options, total)
+
+    def _progress_callback(self, stack: ExitStack, total: int | None) -> ProgressCallback | None:
+        if not self.show_progress:
+            return self.progress
+        from tqdm.auto import tqdm
+
+        bar = stack.enter_context(tqdm(total=total, unit="file", desc="transcribing"))
+        user = self.progress
+
+        def report(done: int, total: int | None) -> None:
+            bar.update(done - bar.n)
+            if user is not None:
+                user(done, total)
+
+        return report
+
+    def _result(self, outcome: ItemOutcome, options: TranscribeOptions) -> TranscriptionResult:
+        backend, model = self.backend.name, self.backend.model_name
+        if outcome.error is not None:
+            return failed(outcome.label, outcome.error, backend=backend, model=model)
+        output = outcome.output
+        assert output is not None
+        return TranscriptionResult(
+            source=outcome.label,
+            text=output.text,
+            duration=outcome.duration,
+            backend=backend,
+            model=model,
+            task=options.task,
+            language=options.language or output.language,
+            words=output.words,
+            segments=output.segments,
+        )
+
+    @staticmethod
+    def _coerce(item: AudioInput | np.ndarray[Any, Any], sample_rate: int | None) -> AudioInput:
+        if isinstance(item, np.ndarray):
+            return AudioArray(item, sample_rate or 0)
+        return item
+
+    @staticmethod
+    def _merge(base: TranscribeOptions, overrides: dict[str, Any]) -> TranscribeOptions:
+        unknown = set(overrides) - _OPTION_NAMES
+        if unknown:
+            name = sorted(unknown)[0]
+            raise InvalidOptionError(name, overrides[name], "unknown option")
+        return replace(base, **overrides)

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from speakeasy_core.backends.base import BackendOutput
+from speakeasy_core.chunking import merge_outputs, split_spans
+from speakeasy_core.types import Segment, Word
+
+RATE = 1000
+
+
+@given(
+    length=st.integers(1, 20 * RATE),
+    max_duration=st.floats(0.2, 5.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_spans_cover_everything_and_respect_the_limit(
+    length: int, max_duration: float, seed: int
+) -> None:
+    samples = np.random.default_rng(seed).standard_normal(length).astype(np.float32)
+    spans = split_spans(samples, RATE, max_duration)
+    assert spans[0][0] == 0
+    assert spans[-1][1] == length
+    limit = int(max_duration * RATE)
+    for (_, stop), (start, _) in zip(spans, spans[1:], strict=False):
+        assert stop == start
+    for start, stop in spans:
+        assert 0 < stop - start <= max(limit, 1)
+
+
+def test_cut_lands_in_the_silence() -> None:
+    tone = np.sin(np.arange(10 * RATE) * 0.3).astype(np.float32)
+    tone[int(8.5 * RATE) : int(8.7 * RATE)] = 0.0
+    (first, _), (second, _) = split_spans(tone, RATE, max_duration=9.0, search=2.0)
+    assert first == 0
+    assert 8.5 * RATE <= second <= 8.7 * RATE
+
+
+def test_bad_limit() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        split_spans(np.zeros(10, dtype=np.float32), RATE, 0)
+
+
+piece = st.tuples(
+    st.floats(0.1, 30.0),
+    st.lists(st.tuples(st.floats(-1, 40), st.floats(0, 5)), max_size=5),
+)
+
+
+@given(st.lists(piece, min_size=1, max_size=6))
+def test_merged_times_are_monotonic_and_inside_the_input(
+    pieces: list[tuple[float, list[tuple[float, float]]]],
+) -> None:
+    offset, parts = 0.0, []
+    for length, raw in pieces:
+        starts = sorted(start for start, _ in raw)
+        words = tuple(
+            Word(f"w{i}", start, start + span)
+            for i, (start, (_, span)) in enumerate(zip(starts, raw, strict=True))
+        )
+        segment = Segment("s", 0.0, length)
+        parts.append((offset, length, BackendOutput(" x ", words, (segment,))))
+        offset += length
+    merged = merge_outputs(parts)
+    assert merged.text == " ".join("x" for _ in pieces)
+    times = [(w.start, w.end) for w in merged.words]
+    assert all(0 <= start <= end <= offset + 1e-9 for start, end in times)
+    assert [t[0] for t in times] == sorted(t[0] for t in times)
+    assert [s.start for s in merged.segments] == sorted(s.start for s in merged.segments)
