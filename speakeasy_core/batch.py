@@ -7,7 +7,8 @@ Data flow for one window of inputs::
     plan      sort the window's pieces by duration, cut into batches
     run       one backend call per batch; a failing call is split in halves until
               the failing piece is found, the rest still transcribed
-    merge     pieces back into one output per input; results in input order
+    merge     pieces back into one output per input, yielded as soon as the input
+              is complete (completion order; each outcome carries its input index)
 
 Only one window of inputs is in flight at a time, so memory does not grow with the
 job; temporary wavs of a batch are deleted as soon as the batch is done.
@@ -34,7 +35,14 @@ from .manifest import ManifestEntry
 from .tempfiles import TempWorkspace
 from .types import TranscribeOptions
 
-__all__ = ["AudioArray", "AudioInput", "BatchEngine", "ItemOutcome", "ProgressCallback", "plan_batches"]
+__all__ = [
+    "AudioArray",
+    "AudioInput",
+    "BatchEngine",
+    "ItemOutcome",
+    "ProgressCallback",
+    "plan_batches",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +64,17 @@ AudioInput = Union[str, "os.PathLike[str]", ManifestEntry, AudioArray]
 
 @dataclass(frozen=True)
 class ItemOutcome:
-    """What the engine yields per input: the backend's output, or the error for it."""
+    """What the engine yields per input: the backend's output, or the error for it.
 
+    ``index`` is the input's position in the whole input stream.
+    """
+
+    index: int
     label: str
     duration: float
     output: BackendOutput | None = None
     error: SpeakEasyError | None = None
+
 
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``progress(done, total)``; ``total`` is None when the input count is unknown."""
@@ -90,6 +103,7 @@ class _Piece:
 class _Pending:
     """An input of the current window: its pieces' outputs as they arrive."""
 
+    index: int
     label: str
     duration: float
     pieces: int
@@ -102,9 +116,9 @@ class _Pending:
 
     def outcome(self) -> ItemOutcome:
         if self.error is not None:
-            return ItemOutcome(self.label, self.duration, error=self.error)
+            return ItemOutcome(self.index, self.label, self.duration, error=self.error)
         ordered = [(offset, *rest) for offset, rest in sorted(self.outputs.items())]
-        return ItemOutcome(self.label, self.duration, output=merge_outputs(ordered))
+        return ItemOutcome(self.index, self.label, self.duration, output=merge_outputs(ordered))
 
 
 def plan_batches(items: Sequence[T], durations: Sequence[float], batch_size: int) -> list[list[T]]:
@@ -146,7 +160,7 @@ class BatchEngine:
         options: TranscribeOptions,
         total: int | None = None,
     ) -> Iterator[ItemOutcome]:
-        """Yield one outcome for every input, in input order."""
+        """Yield one outcome for every input as soon as it is complete."""
         iterator = iter(inputs)
         start = 0
         while window := list(islice(iterator, self.window)):
@@ -160,7 +174,7 @@ class BatchEngine:
         options: TranscribeOptions,
         total: int | None,
     ) -> Iterator[ItemOutcome]:
-        pending: list[_Pending] = []
+        pending: dict[int, _Pending] = {}
         pieces: list[_Piece] = []
         for position, item in enumerate(window):
             label = label_of(item, start + position)
@@ -168,28 +182,27 @@ class BatchEngine:
                 duration, item_pieces = self._prepare(item, label, position)
             except SpeakEasyError as exc:
                 logger.warning("skipping %s: %s", label, exc)
-                pending.append(_Pending(label, 0.0, 0, error=exc))
-                self._tick(total)
+                yield self._finish(_Pending(start + position, label, 0.0, 0, error=exc), total)
                 continue
-            pending.append(_Pending(label, duration, len(item_pieces)))
+            pending[position] = _Pending(start + position, label, duration, len(item_pieces))
             pieces.extend(item_pieces)
         durations = [piece.audio.duration for piece in pieces]
         for batch in plan_batches(pieces, durations, self.batch_size):
             try:
-                self._run_batch(batch, options, pending, total)
+                finished = self._run_batch(batch, options, pending)
             finally:
                 for piece in batch:
                     if piece.temporary:
                         self.workspace.delete(piece.audio.path)
-        for entry in pending:
-            yield entry.outcome()
+            for entry in finished:
+                yield self._finish(entry, total)
 
     def _prepare(self, item: AudioInput, label: str, owner: int) -> tuple[float, list[_Piece]]:
         """Probe and convert one input; returns its duration and its pieces."""
         max_duration = self.backend.capabilities.max_duration
         if isinstance(item, AudioArray):
             samples = audio.validate_array(item.samples, item.sample_rate, label)
-            samples = audio.to_mono_16k(samples, item.sample_rate)
+            samples = audio.to_mono_16k(samples, item.sample_rate, label=label)
         else:
             path = Path(
                 item.audio_filepath if isinstance(item, ManifestEntry) else os.fspath(item)
@@ -217,13 +230,11 @@ class BatchEngine:
         return len(samples) / audio.TARGET_SAMPLE_RATE, pieces
 
     def _run_batch(
-        self,
-        batch: list[_Piece],
-        options: TranscribeOptions,
-        pending: list[_Pending],
-        total: int | None,
-    ) -> None:
+        self, batch: list[_Piece], options: TranscribeOptions, pending: dict[int, _Pending]
+    ) -> list[_Pending]:
+        """Run one batch; returns the inputs it completed."""
         outcomes = self._isolate([piece.audio for piece in batch], options)
+        finished: list[_Pending] = []
         for piece, outcome in zip(batch, outcomes, strict=True):
             entry = pending[piece.owner]
             if entry.finished:
@@ -233,7 +244,8 @@ class BatchEngine:
             else:
                 entry.outputs[piece.offset] = (piece.audio.duration, outcome)
             if entry.finished:
-                self._tick(total)
+                finished.append(entry)
+        return finished
 
     def _isolate(
         self, batch: list[PreparedAudio], options: TranscribeOptions
@@ -284,7 +296,8 @@ class BatchEngine:
         names = batch[0].key if len(batch) == 1 else f"a batch of {len(batch)}"
         return TranscriptionError(f"{names}: {type(exc).__name__}: {exc}")
 
-    def _tick(self, total: int | None) -> None:
+    def _finish(self, entry: _Pending, total: int | None) -> ItemOutcome:
         self._done += 1
         if self.progress is not None:
             self.progress(self._done, total)
+        return entry.outcome()

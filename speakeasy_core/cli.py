@@ -15,6 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .backends import available_backends
@@ -78,8 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("paths", nargs="+", help="audio files or directories")
     run.add_argument(
-        "--backend", help=f"one of: {', '.join(available_backends())} (default: whisper, "
-        "or parakeet when --model is given)"
+        "--backend",
+        help=f"one of: {', '.join(available_backends())} (default: whisper, "
+        "or parakeet when --model is given)",
     )
     run.add_argument("--model", help="a .nemo file, a model directory, or a pretrained name")
     run.add_argument("--out-dir", type=Path, help="write transcripts here instead of stdout")
@@ -116,8 +118,12 @@ def _transcriber(args: argparse.Namespace) -> Transcriber:
         language=args.language,
         target_language=args.target_language,
         punctuation=not args.no_punctuation,
-        timestamps=args.timestamps or any(f in {"srt", "vtt"} for f in args.format or ()),
+        timestamps=args.timestamps,
     )
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"speakeasy-core: error: {message}\n")
 
 
 def _print_transcripts(transcriber: Transcriber, inputs: list[JobInput], fmt: str) -> int:
@@ -127,7 +133,7 @@ def _print_transcripts(transcriber: Transcriber, inputs: list[JobInput], fmt: st
             sys.stdout.write(render(result, fmt).rstrip("\n") + "\n")
         else:
             failed += 1
-            logger.error("%s: %s: %s", result.source, result.error_type, result.error)
+            _error(f"{result.source}: {result.error_type}: {result.error}")
         sys.stdout.flush()
     return failed
 
@@ -144,12 +150,15 @@ def _summarise(summary: JobSummary, out_dir: Path, seconds: float) -> None:
 
 def _transcribe(args: argparse.Namespace) -> int:
     formats = args.format or ["txt"]
+    if args.out_dir is None and len(formats) > 1:
+        _error("several formats need --out-dir")
+        return EXIT_USAGE
     inputs = list(expand_inputs(args.paths))
     with _transcriber(args) as transcriber:
+        if {"srt", "vtt"} & set(formats) and transcriber.capabilities.timestamps:
+            # subtitles want segment times wherever the backend can give them
+            transcriber.options = replace(transcriber.options, timestamps=True)
         if args.out_dir is None:
-            if len(formats) > 1:
-                logger.error("several formats need --out-dir")
-                return EXIT_USAGE
             failed = _print_transcripts(transcriber, inputs, formats[0])
             return EXIT_FAILED if failed else EXIT_OK
         started = time.monotonic()
@@ -169,10 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _transcribe(args)
     except SpeakEasyError as exc:
-        logger.error("%s", exc)
+        _error(str(exc))
         return EXIT_FATAL
     except KeyboardInterrupt:
-        logger.error("interrupted; finished results are kept (rerun with --resume)")
+        _error("interrupted; finished results are kept (rerun with --resume)")
         return 130
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -89,7 +88,7 @@ def run_job(
         "options": transcriber.options.to_dict(),
     }
     summary = JobSummary()
-    keys: deque[tuple[str, JobInput]] = deque()
+    in_flight: dict[int, tuple[str, JobInput]] = {}  # by index in the transcriber's stream
     journal = Journal.open(
         Path(journal_path) if journal_path else out / JOURNAL_NAME, header=header, resume=resume
     )
@@ -103,11 +102,11 @@ def run_job(
                 if key in done:
                     summary.skipped += 1
                     continue
-                keys.append((key, item))
+                in_flight[summary.total - summary.skipped - 1] = (key, item)
                 yield item.path
 
-        for result in transcriber.iter_transcribe(todo()):
-            key, item = keys.popleft()
+        for index, result in transcriber.iter_completed(todo()):
+            key, item = in_flight.pop(index)
             if result.ok:
                 for fmt in formats:
                     item.write(result, out, fmt)

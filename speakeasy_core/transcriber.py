@@ -159,10 +159,11 @@ class Transcriber:
         ``audio`` is a path, a :class:`~speakeasy_core.manifest.ManifestEntry`, an
         :class:`AudioArray`, or a numpy array together with ``sample_rate``.
         """
-        (outcome,) = self._run([audio], sample_rate, dict(options))
+        merged = self._merge(self.options, dict(options))
+        (outcome,) = self._run([audio], sample_rate, merged)
         if outcome.error is not None:
             raise outcome.error
-        return self._result(outcome, self._merge(self.options, dict(options)))
+        return self._result(outcome, merged)
 
     def transcribe_batch(
         self,
@@ -186,17 +187,37 @@ class Transcriber:
         Only one window of inputs is held at a time, so any number of inputs may be
         given as a lazy iterable.
         """
+        waiting: dict[int, TranscriptionResult] = {}
+        following = 0
+        for index, result in self.iter_completed(inputs, sample_rate=sample_rate, **options):
+            waiting[index] = result
+            while following in waiting:
+                yield waiting.pop(following)
+                following += 1
+
+    def iter_completed(
+        self,
+        inputs: Iterable[AudioInput | np.ndarray[Any, Any]],
+        *,
+        sample_rate: int | None = None,
+        **options: Unpack[OptionOverrides],
+    ) -> Iterator[tuple[int, TranscriptionResult]]:
+        """Yield ``(input index, result)`` as soon as each input is done.
+
+        Batches run longest-first, so this is not input order; use it to save or
+        journal results the moment they exist (as :func:`~speakeasy_core.job.run_job`
+        does), and :meth:`iter_transcribe` when order matters.
+        """
         merged = self._merge(self.options, dict(options))
-        for outcome in self._run(inputs, sample_rate, dict(options)):
-            yield self._result(outcome, merged)
+        for outcome in self._run(inputs, sample_rate, merged):
+            yield outcome.index, self._result(outcome, merged)
 
     def _run(
         self,
         inputs: Iterable[AudioInput | np.ndarray[Any, Any]],
         sample_rate: int | None,
-        overrides: dict[str, Any],
+        options: TranscribeOptions,
     ) -> Iterator[ItemOutcome]:
-        options = self._merge(self.options, overrides)
         self.load()
         validate_options(options, self.backend.capabilities)
         total = len(inputs) if isinstance(inputs, Sized) else None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -25,7 +27,7 @@ def test_spans_cover_everything_and_respect_the_limit(
     assert spans[0][0] == 0
     assert spans[-1][1] == length
     limit = int(max_duration * RATE)
-    for (_, stop), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, stop), (start, _) in itertools.pairwise(spans):
         assert stop == start
     for start, stop in spans:
         assert 0 < stop - start <= max(limit, 1)

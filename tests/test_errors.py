@@ -40,7 +40,7 @@ def test_input_errors_name_the_input() -> None:
     assert missing.input == "/data/missing.wav"
     assert missing.filename == "/data/missing.wav"
     assert "/data/missing.wav" in str(missing)
-    assert "/data/x.ogg: truncated" == str(AudioDecodeError("/data/x.ogg", "truncated"))
+    assert str(AudioDecodeError("/data/x.ogg", "truncated")) == "/data/x.ogg: truncated"
 
 
 def test_option_and_backend_errors_say_what_is_allowed() -> None:

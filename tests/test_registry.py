@@ -65,7 +65,7 @@ def test_broken_string_target_is_a_backend_error() -> None:
 
 @pytest.mark.usefixtures("clean_registry")
 def test_factory_returning_a_non_backend_is_rejected() -> None:
-    register_backend("bad", lambda **_: object())
+    register_backend("bad", lambda **_: object())  # type: ignore[arg-type]
     with pytest.raises(BackendError, match="Backend protocol"):
         create_backend("bad", model=None, device="cpu")
 
@@ -74,7 +74,9 @@ def test_factory_returning_a_non_backend_is_rejected() -> None:
 def test_entry_points_are_discovered(monkeypatch: pytest.MonkeyPatch) -> None:
     """A third-party package's entry point shows up and is created lazily."""
     point = EntryPoint(
-        name="thirdparty", value="tests.test_registry:mock_factory", group=registry.ENTRY_POINT_GROUP
+        name="thirdparty",
+        value="tests.test_registry:mock_factory",
+        group=registry.ENTRY_POINT_GROUP,
     )
     shadow = EntryPoint(
         name="whisper", value="tests.test_registry:mock_factory", group=registry.ENTRY_POINT_GROUP

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from speakeasy_core import Transcriber
 from speakeasy_core.backends import BackendOutput, Capabilities, PreparedAudio
-from speakeasy_core.batch import AudioArray, plan_batches
+from speakeasy_core.batch import AudioArray, AudioInput, plan_batches
 from speakeasy_core.errors import (
     AudioDecodeError,
     EmptyAudioError,
@@ -75,7 +75,14 @@ def test_mixed_inputs_in_order_with_per_item_errors(tmp_path: Path, root: Path) 
     sf.write(empty, np.zeros(0, dtype=np.float32), 16000)
     missing = tmp_path / "missing.wav"
     backend = MockBackend(text_of)
-    inputs = [ready, missing, AudioArray(tone(3.0, 8000), 8000, "clip"), corrupt, stereo, empty]
+    inputs: list[AudioInput] = [
+        ready,
+        missing,
+        AudioArray(tone(3.0, 8000), 8000, "clip"),
+        corrupt,
+        stereo,
+        empty,
+    ]
 
     results = Transcriber(backend, batch_size=2, workspace_root=root).transcribe_batch(inputs)
 

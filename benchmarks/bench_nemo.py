@@ -1,0 +1,191 @@
+"""The library against raw NeMo on a tiny real model, side by side in one run.
+
+    python benchmarks/bench_nemo.py               # speed ratios (about a minute)
+    python benchmarks/bench_nemo.py --memory      # + peak RSS, 500 vs 5,000 inputs
+
+Reports, each as a ratio of timings taken in this one run (median of ``--repeat``):
+
+1. library vs raw ``model.transcribe(paths)`` on 200 short files, same batch size
+   (target: at most 1.05x);
+2. the per-file pattern (temp wav + one-item manifest + one ``transcribe()`` per
+   file) vs the library (target: the library at least 5x faster);
+3. raw NeMo vs the library on 64 mixed-length (1-20 s) files at batch 16 (target: the
+   library at least 1.3x faster, from duration-sorted batches) and whether the
+   transcripts are the same;
+4. with ``--memory``: peak RSS of a whole job (journal and txt outputs included) over
+   500 and 5,000 inputs, each in a fresh process (target: within 50 MB).
+
+Torch runs on one thread for stable figures on small shared machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+RATE = 16000
+
+
+def make_files(folder: Path, durations: Sequence[float], seed: int = 0) -> list[str]:
+    """Noise-plus-tone wavs of the given durations."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i, seconds in enumerate(durations):
+        n = int(seconds * RATE)
+        signal = 0.1 * rng.standard_normal(n) + 0.3 * np.sin(np.arange(n) * (0.05 + i % 7 / 50))
+        path = folder / f"f{i:05d}.wav"
+        sf.write(path, signal.astype(np.float32), RATE)
+        paths.append(str(path))
+    return paths
+
+
+def timed(run: Callable[[], object], repeat: int) -> float:
+    """Median wall time of ``repeat`` runs, after one warm-up."""
+    run()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def texts(hypotheses: Sequence[object]) -> list[str]:
+    return [h if isinstance(h, str) else str(getattr(h, "text", h)) for h in hypotheses]
+
+
+def per_file(model: object, paths: Sequence[str], workdir: Path) -> None:
+    """The pattern this library replaces: one temp wav, manifest and call per file."""
+    for path in paths:
+        data, rate = sf.read(path, dtype="float32")
+        wav = workdir / "one.wav"
+        sf.write(wav, data, rate)
+        manifest = workdir / "one.json"
+        manifest.write_text(
+            json.dumps({"audio_filepath": str(wav), "duration": len(data) / rate, "text": ""})
+        )
+        model.transcribe(str(manifest), batch_size=1, verbose=False)  # type: ignore[attr-defined]
+        manifest.unlink()
+        wav.unlink()
+
+
+def speed(repeat: int, files: int) -> list[str]:
+    import torch
+    from nemo.collections.asr.models import ASRModel
+
+    from speakeasy_core import Transcriber
+    from speakeasy_core.backends.nemo import quiet_nemo
+    from speakeasy_core.testing.tiny_nemo import build_tiny_ctc
+
+    torch.set_num_threads(1)
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with quiet_nemo():
+            tiny = build_tiny_ctc(root / "model")
+            raw = ASRModel.restore_from(str(tiny.path), map_location="cpu").eval()
+        rng = np.random.default_rng(1)
+        short = make_files(root / "short", rng.uniform(1.0, 3.0, files).tolist())
+        mixed = make_files(root / "mixed", rng.uniform(1.0, 20.0, 64).tolist(), seed=2)
+
+        def raw_run(paths: Sequence[str], batch: int) -> list[str]:
+            with quiet_nemo(), torch.inference_mode():
+                return texts(raw.transcribe(list(paths), batch_size=batch, verbose=False))
+
+        with Transcriber("parakeet", str(tiny.path), device="cpu", batch_size=16) as lib:
+            t_lib = timed(lambda: lib.transcribe_batch(short), repeat)
+            t_raw = timed(lambda: raw_run(short, 16), repeat)
+            lines.append(
+                f"1. {files} short files, batch 16: library {t_lib:.2f}s, raw NeMo {t_raw:.2f}s"
+                f" -> library/raw = {t_lib / t_raw:.3f}x (target <= 1.05x)"
+            )
+            workdir = root / "per-file"
+            workdir.mkdir()
+            with quiet_nemo(), torch.inference_mode():
+                t_each = timed(lambda: per_file(raw, short, workdir), 1)
+            lines.append(
+                f"2. per-file pattern {t_each:.2f}s vs library {t_lib:.2f}s"
+                f" -> library is {t_each / t_lib:.1f}x faster (target >= 5x)"
+            )
+            t_lib_mixed = timed(lambda: lib.transcribe_batch(mixed), repeat)
+            t_raw_mixed = timed(lambda: raw_run(mixed, 16), repeat)
+            same = sum(
+                a == b.text
+                for a, b in zip(raw_run(mixed, 16), lib.transcribe_batch(mixed), strict=True)
+            )
+            lines.append(
+                f"3. 64 mixed 1-20 s files, batch 16: raw NeMo {t_raw_mixed:.2f}s, library "
+                f"{t_lib_mixed:.2f}s -> library is {t_raw_mixed / t_lib_mixed:.2f}x faster "
+                f"(target >= 1.3x); identical transcripts: {same}/64"
+            )
+    return lines
+
+
+def job_peak_rss(count: int) -> float:
+    """Run a whole job over ``count`` inputs in a fresh process; its peak RSS in MB."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--job", str(count)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def job(count: int) -> None:
+    """Child process of ``--memory``: prints its peak RSS (MB) on the last line."""
+    import torch
+
+    from speakeasy_core import Transcriber
+    from speakeasy_core.backends.nemo import quiet_nemo
+    from speakeasy_core.cli import expand_inputs
+    from speakeasy_core.job import run_job
+    from speakeasy_core.testing.tiny_nemo import build_tiny_ctc
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with quiet_nemo():
+            tiny = build_tiny_ctc(root / "model")
+        make_files(root / "in", [0.5] * count)
+        with Transcriber("parakeet", str(tiny.path), device="cpu", batch_size=32) as lib:
+            summary = run_job(lib, expand_inputs([str(root / "in")]), root / "out")
+        assert summary.transcribed == count, summary
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sys.stdout.write(f"{peak_kb / 1024:.1f}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--memory", action="store_true", help="also measure peak RSS")
+    parser.add_argument("--job", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:
+        job(args.job)
+        return
+    lines = speed(args.repeat, args.files)
+    if args.memory:
+        small, large = job_peak_rss(500), job_peak_rss(5000)
+        lines.append(
+            f"4. peak RSS of a whole job: 500 inputs {small:.0f} MB, 5,000 inputs {large:.0f} MB"
+            f" -> +{large - small:.0f} MB (target: within 50 MB)"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

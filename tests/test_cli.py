@@ -1,0 +1,122 @@
+"""The command line: exit statuses, summary, outputs, resume (on the MockBackend)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speakeasy_core.backends import PreparedAudio, register_backend, unregister_backend
+from speakeasy_core.cli import expand_inputs, main
+from speakeasy_core.testing import MockBackend
+from speakeasy_core.types import TranscribeOptions
+
+
+def greet(item: PreparedAudio, options: TranscribeOptions) -> str:
+    return f"hello {Path(item.key).stem}"
+
+
+def mock_factory(*, model: str | None, device: str, **options: Any) -> MockBackend:
+    return MockBackend(greet)
+
+
+@pytest.fixture(autouse=True)
+def mock_backend() -> Iterator[None]:
+    register_backend("clitest", mock_factory)
+    yield
+    unregister_backend("clitest")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "in"
+    (root / "day1").mkdir(parents=True)
+    (root / "day2").mkdir()
+    for name in ("day1/intro.wav", "day2/intro.flac", "day2/outro.wav"):
+        sf.write(root / name, np.full(8000, 0.1, dtype=np.float32), 16000)
+    (root / "notes.txt").write_text("not audio", encoding="utf-8")
+    return root
+
+
+def run(*args: str) -> int:
+    return main(["transcribe", "--backend", "clitest", "--no-progress", *args])
+
+
+def test_prints_transcripts_without_out_dir(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(str(folder / "day1" / "intro.wav")) == 0
+    assert capsys.readouterr().out == "hello intro\n"
+
+
+def test_directory_job_writes_outputs_and_a_summary(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert run(str(folder), "--out-dir", str(out), "--format", "txt", "--format", "srt") == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*"))
+    assert written == [
+        "day1/intro.srt",
+        "day1/intro.txt",
+        "day2/intro.srt",
+        "day2/intro.txt",
+        "day2/outro.srt",
+        "day2/outro.txt",
+        "speakeasy-journal.jsonl",
+    ]
+    assert (out / "day2" / "outro.txt").read_text(encoding="utf-8").strip() == "hello outro"
+    assert "3 transcribed, 0 already done, 0 failed, of 3 inputs" in capsys.readouterr().err
+
+    assert run(str(folder), "--out-dir", str(out), "--resume") == 0
+    assert "0 transcribed, 3 already done, 0 failed" in capsys.readouterr().err
+
+
+def test_a_failed_input_gives_exit_status_1_and_is_named(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.wav"
+    status = run(str(folder / "day2"), str(missing), "--out-dir", str(tmp_path / "out"))
+    assert status == 1
+    err = capsys.readouterr().err
+    assert f"failed: {missing}: InputNotFoundError" in err
+    assert "2 transcribed, 0 already done, 1 failed, of 3 inputs" in err
+
+
+def test_usage_errors(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        run(str(folder), "--batch-size", "0")
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        run(str(folder), "--format", "docx")
+    assert info.value.code == 2
+    assert run(str(folder), "--format", "txt", "--format", "srt") == 2
+    assert "need --out-dir" in capsys.readouterr().err
+
+
+def test_unknown_backend_and_unsupported_option_are_fatal(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["transcribe", "--backend", "nope", str(folder)]) == 3
+    assert "unknown backend 'nope'" in capsys.readouterr().err
+    assert run(str(folder), "--task", "translate") == 3
+    assert "cannot translate" in capsys.readouterr().err
+
+
+def test_help_and_backends_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["transcribe", "--help"])
+    assert info.value.code == 0
+    help_text = capsys.readouterr().out
+    for flag in ("--backend", "--model", "--out-dir", "--format", "--resume", "--task"):
+        assert flag in help_text
+    assert main(["backends"]) == 0
+    assert {"canary", "clitest", "parakeet", "whisper"} <= set(capsys.readouterr().out.split())
+
+
+def test_expand_inputs_keeps_relative_names(folder: Path) -> None:
+    items = list(expand_inputs([str(folder), str(folder / "day1" / "intro.wav")]))
+    assert [item.stem for item in items] == ["day1/intro", "day2/intro", "day2/outro", "intro"]
