@@ -130,9 +130,14 @@ def plan_batches(items: Sequence[T], durations: Sequence[float], batch_size: int
     return [[items[i] for i in order[k : k + batch_size]] for k in range(0, len(order), batch_size)]
 
 
-def _is_device_error(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__}: {exc}"
-    return "CUDA" in text or "cuDNN" in text or "OutOfMemoryError" in text
+def _is_device_error(exc: BaseException | None) -> bool:
+    """A CUDA / cuDNN failure, here or anywhere in the chain of causes."""
+    while exc is not None:
+        text = f"{type(exc).__name__}: {exc}"
+        if "CUDA" in text or "cuDNN" in text or "OutOfMemoryError" in text:
+            return True
+        exc = exc.__cause__
+    return False
 
 
 class BatchEngine:
@@ -265,25 +270,24 @@ class BatchEngine:
         """One backend call; a device (CUDA) error reloads the model and retries once."""
         try:
             return self._checked_call(batch, options)
-        except SpeakEasyError:
-            raise
-        except Exception as exc:
+        except SpeakEasyError as exc:
             if not _is_device_error(exc):
-                raise self._wrap(batch, exc) from exc
-            logger.warning("device error (%s); reloading %s", exc, self.backend.model_name)
-            self.backend.unload()
-            self.backend.load()
-            try:
-                return self._checked_call(batch, options)
-            except SpeakEasyError:
                 raise
-            except Exception as again:
-                raise self._wrap(batch, again) from again
+            logger.warning("device error (%s); reloading %s", exc, self.backend.model_name)
+        self.backend.unload()
+        self.backend.load()
+        return self._checked_call(batch, options)
 
     def _checked_call(
         self, batch: list[PreparedAudio], options: TranscribeOptions
     ) -> list[BackendOutput]:
-        outputs = self.backend.transcribe_batch(batch, options, self.workspace)
+        """One backend call; any failure comes out as a SpeakEasyError."""
+        try:
+            outputs = self.backend.transcribe_batch(batch, options, self.workspace)
+        except SpeakEasyError:
+            raise
+        except Exception as exc:
+            raise self._wrap(batch, exc) from exc
         if len(outputs) != len(batch):
             raise BackendError(
                 f"backend {self.backend.name!r} returned {len(outputs)} outputs "

@@ -14,43 +14,19 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from .backends import available_backends
 from .errors import SpeakEasyError
 from .formats import available_formats, render
-from .job import JobInput, JobSummary, run_job
+from .job import JobInput, JobSummary, expand_inputs, run_job
 from .transcriber import Transcriber
 
 __all__ = ["main"]
 
-logger = logging.getLogger("speakeasy_core.cli")
-
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a"})
-
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
-
-
-def expand_inputs(paths: Sequence[str]) -> Iterator[JobInput]:
-    """Files as given; directories searched recursively for audio files, sorted.
-
-    A file under a directory argument keeps its relative path in its output name, so
-    ``a/x.wav`` and ``b/x.wav`` do not overwrite each other's transcripts.
-    """
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
-            )
-            if not found:
-                logger.warning("no audio files under %s", path)
-            for file in found:
-                yield JobInput(file, file.relative_to(path).with_suffix("").as_posix())
-        else:
-            yield JobInput(path, path.stem)
 
 
 def _positive_int(text: str) -> int:

@@ -21,11 +21,12 @@ from .journal import Journal, job_key
 from .transcriber import Transcriber
 from .types import TranscriptionResult
 
-__all__ = ["JOURNAL_NAME", "JobInput", "JobSummary", "run_job"]
+__all__ = ["AUDIO_SUFFIXES", "JOURNAL_NAME", "JobInput", "JobSummary", "expand_inputs", "run_job"]
 
 logger = logging.getLogger(__name__)
 
 JOURNAL_NAME = "speakeasy-journal.jsonl"
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a"})
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,26 @@ class JobSummary:
     @property
     def failed(self) -> int:
         return len(self.failures)
+
+
+def expand_inputs(paths: Sequence[str]) -> Iterator[JobInput]:
+    """Files as given; directories searched recursively for audio files, sorted.
+
+    A file under a directory argument keeps its relative path in its output name, so
+    ``a/x.wav`` and ``b/x.wav`` do not overwrite each other's transcripts.
+    """
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+            )
+            if not found:
+                logger.warning("no audio files under %s", path)
+            for file in found:
+                yield JobInput(file, file.relative_to(path).with_suffix("").as_posix())
+        else:
+            yield JobInput(path, path.stem)
 
 
 def _key(path: Path, header: dict[str, object]) -> str:

@@ -13,7 +13,7 @@ from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
-from .backends.base import Backend, Capabilities
+from .backends.base import Backend, Capabilities, validate_options
 from .backends.registry import create_backend
 from .batch import AudioArray, AudioInput, BatchEngine, ItemOutcome, ProgressCallback
 from .errors import InvalidOptionError
@@ -24,7 +24,6 @@ __all__ = ["OptionOverrides", "Transcriber"]
 
 logger = logging.getLogger(__name__)
 
-_TASKS: tuple[Task, ...] = ("transcribe", "translate")
 _OPTION_NAMES = frozenset(f.name for f in fields(TranscribeOptions))
 
 
@@ -36,26 +35,6 @@ class OptionOverrides(TypedDict, total=False):
     target_language: str | None
     punctuation: bool
     timestamps: bool
-
-
-def _check_choice(option: str, value: str | None, allowed: frozenset[str] | None) -> None:
-    if value is not None and allowed is not None and value not in allowed:
-        raise InvalidOptionError(option, value, f"supported: {', '.join(sorted(allowed))}")
-
-
-def validate_options(options: TranscribeOptions, caps: Capabilities) -> None:
-    """Raise InvalidOptionError for options the backend cannot honour."""
-    if options.task not in _TASKS:
-        raise InvalidOptionError("task", options.task, "use 'transcribe' or 'translate'")
-    if options.task == "translate" and not caps.translation:
-        raise InvalidOptionError("task", "translate", "this backend cannot translate")
-    if options.timestamps and not caps.timestamps:
-        raise InvalidOptionError("timestamps", True, "this backend gives no timestamps")
-    if not options.punctuation and not caps.punctuation_control:
-        raise InvalidOptionError("punctuation", False, "this backend cannot switch it off")
-    _check_choice("language", options.language, caps.languages)
-    if options.task == "translate":
-        _check_choice("target_language", options.target_language, caps.target_languages)
 
 
 class Transcriber:

@@ -96,7 +96,9 @@ class TranscriptionResult:
         return cls(**fields)
 
 
-def failed(source: str, exc: BaseException, *, backend: str = "", model: str = "") -> TranscriptionResult:
+def failed(
+    source: str, exc: BaseException, *, backend: str = "", model: str = ""
+) -> TranscriptionResult:
     """The result for an input that failed with ``exc``."""
     return TranscriptionResult(
         source=source,
@@ -105,4 +107,3 @@ def failed(source: str, exc: BaseException, *, backend: str = "", model: str = "
         error=str(exc),
         error_type=type(exc).__name__,
     )
-

@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from speakeasy_core.backends import PreparedAudio, register_backend, unregister_backend
-from speakeasy_core.cli import expand_inputs, main
+from speakeasy_core.cli import main
+from speakeasy_core.job import expand_inputs
 from speakeasy_core.testing import MockBackend
 from speakeasy_core.types import TranscribeOptions
 

@@ -13,12 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..types import Segment, TranscribeOptions, Word
+from ..errors import InvalidOptionError
+from ..types import Segment, Task, TranscribeOptions, Word
 
 if TYPE_CHECKING:
     from ..tempfiles import TempWorkspace
 
-__all__ = ["Backend", "BackendFactory", "BackendOutput", "Capabilities", "PreparedAudio"]
+__all__ = [
+    "Backend",
+    "BackendFactory",
+    "BackendOutput",
+    "Capabilities",
+    "PreparedAudio",
+    "validate_options",
+]
+
+_TASKS: tuple[Task, ...] = ("transcribe", "translate")
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,26 @@ class Capabilities:
     timestamps: bool = False
     punctuation_control: bool = False
     max_duration: float | None = None
+
+
+def _check_choice(option: str, value: str | None, allowed: frozenset[str] | None) -> None:
+    if value is not None and allowed is not None and value not in allowed:
+        raise InvalidOptionError(option, value, f"supported: {', '.join(sorted(allowed))}")
+
+
+def validate_options(options: TranscribeOptions, caps: Capabilities) -> None:
+    """Raise InvalidOptionError for options the backend cannot honour."""
+    if options.task not in _TASKS:
+        raise InvalidOptionError("task", options.task, "use 'transcribe' or 'translate'")
+    if options.task == "translate" and not caps.translation:
+        raise InvalidOptionError("task", "translate", "this backend cannot translate")
+    if options.timestamps and not caps.timestamps:
+        raise InvalidOptionError("timestamps", True, "this backend gives no timestamps")
+    if not options.punctuation and not caps.punctuation_control:
+        raise InvalidOptionError("punctuation", False, "this backend cannot switch it off")
+    _check_choice("language", options.language, caps.languages)
+    if options.task == "translate":
+        _check_choice("target_language", options.target_language, caps.target_languages)
 
 
 @dataclass(frozen=True)
