@@ -30,6 +30,18 @@ if sys.platform == "win32":
     from ctypes import wintypes
 
     _kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    _kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    _kernel32.OpenProcess.restype = wintypes.HANDLE
+    _kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+    _filetime = ctypes.POINTER(wintypes.FILETIME)
+    _kernel32.GetProcessTimes.argtypes = (
+        wintypes.HANDLE,
+        _filetime,
+        _filetime,
+        _filetime,
+        _filetime,
+    )
+    _kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
     _QUERY_LIMITED_INFORMATION = 0x1000
     _STILL_ACTIVE = 259
     _ERROR_ACCESS_DENIED = 5

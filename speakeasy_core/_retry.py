@@ -104,14 +104,10 @@ DEFAULT_POLICY = RetryPolicy()
 class Retried(Generic[T]):
     """What :func:`retry_transient` did: the value, or the lock that outlasted the budget."""
 
-    value: T | None
+    value: T | None  # what ``fn`` returned; None if the lock outlasted the budget
     attempts: int
     waited: float
     error: OSError | None = None
-
-    @property
-    def succeeded(self) -> bool:
-        return self.error is None
 
 
 def _out_of_budget(policy: RetryPolicy, state: RetryCallState) -> bool:

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import audio
-from .backends.base import Backend, BackendOutput, PreparedAudio
+from .backends.base import Backend, BackendOutput, PreparedAudio, describe_batch
 from .chunking import merge_outputs, split_spans
 from .errors import BackendError, EmptyAudioError, SpeakEasyError, TranscriptionError
 from .manifest import ManifestEntry
@@ -150,12 +150,14 @@ class BatchEngine:
         *,
         batch_size: int,
         window: int,
+        max_duration: float | None = None,
         progress: ProgressCallback | None = None,
     ) -> None:
         self.backend = backend
         self.workspace = workspace
         self.batch_size = batch_size
         self.window = window
+        self.max_duration = max_duration
         self.progress = progress
         self._done = 0
 
@@ -204,7 +206,7 @@ class BatchEngine:
 
     def _prepare(self, item: AudioInput, label: str, owner: int) -> tuple[float, list[_Piece]]:
         """Probe and convert one input; returns its duration and its pieces."""
-        max_duration = self.backend.capabilities.max_duration
+        max_duration = self.max_duration
         if isinstance(item, AudioArray):
             samples = audio.validate_array(item.samples, item.sample_rate, label)
             samples = audio.to_mono_16k(samples, item.sample_rate, label=label)
@@ -297,8 +299,7 @@ class BatchEngine:
 
     @staticmethod
     def _wrap(batch: list[PreparedAudio], exc: Exception) -> TranscriptionError:
-        names = batch[0].key if len(batch) == 1 else f"a batch of {len(batch)}"
-        return TranscriptionError(f"{names}: {type(exc).__name__}: {exc}")
+        return TranscriptionError(f"{describe_batch(batch)}: {type(exc).__name__}: {exc}")
 
     def _finish(self, entry: _Pending, total: int | None) -> ItemOutcome:
         self._done += 1

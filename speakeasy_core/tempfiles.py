@@ -80,8 +80,13 @@ _MAX_OWNER_BYTES = 4096
 
 
 def default_root() -> Path:
-    """Where workspaces go by default: ``<system temp dir>/speakeasy_core``."""
-    return Path(tempfile.gettempdir()) / "speakeasy_core"
+    """Where workspaces go by default: ``<system temp dir>/speakeasy_core-<uid>``.
+
+    One root per user, so users sharing ``/tmp`` never collide; Windows' temp dir is
+    already per user, and has no uid suffix.
+    """
+    suffix = f"-{os.getuid()}" if hasattr(os, "getuid") else ""
+    return Path(tempfile.gettempdir()) / f"speakeasy_core{suffix}"
 
 
 # ---------------------------------------------------------------------------- results
@@ -98,7 +103,7 @@ class DeleteOutcome(Enum):
     """Another process held the file for longer than the retry budget."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen costs a third of an unlink on the fast path
 class DeleteResult:
     """The outcome of one :func:`safe_delete`: ``error`` is the lock when LOCKED."""
 
@@ -220,7 +225,7 @@ def _remove_held(
         retried = retry_transient(first_error, attempt, policy)
     except OSError as exc:
         raise _failure("delete", target, exc) from exc
-    if retried.value is None or retried.error is not None:
+    if retried.value is None:  # still held when the budget ran out
         return DeleteResult(
             target, DeleteOutcome.LOCKED, retried.attempts, retried.waited, retried.error
         )
@@ -415,8 +420,8 @@ class _Cleaner:
         if result.outcome is DeleteOutcome.DELETED:
             self.deleted[path] = None
         elif result.outcome is DeleteOutcome.LOCKED:
-            # Deleted earlier while a share-delete handle was open, the name can stay
-            # (delete-pending): then it is not gone, but locked.
+            # A file deleted while another process had it open with share-delete keeps
+            # its name (delete-pending): it is locked, not gone.
             self.deleted.pop(path, None)
             self.locked.append(path)
 

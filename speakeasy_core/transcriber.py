@@ -45,6 +45,11 @@ class Transcriber:
     backend nor model is given, the embedded offline ``"whisper"`` default is used; a
     model without a backend means ``"parakeet"`` (any NeMo ``ASRModel``).
 
+    ``batch_size`` inputs go to the model per call; ``window`` inputs (default: 8
+    batches, at least 64) are read ahead and sorted by duration. Inputs longer than the
+    backend's ``max_duration`` or ``chunk_duration`` (seconds) are cut at quiet points
+    and merged back into one result.
+
     The model loads on first use (or :meth:`load`); use the object as a context manager
     to free it afterwards. Keyword ``options`` (task, language, target_language,
     punctuation, timestamps) set defaults that each call may override.
@@ -62,6 +67,7 @@ class Transcriber:
         device: str = "auto",
         batch_size: int = 16,
         window: int | None = None,
+        chunk_duration: float | None = None,
         backend_options: Mapping[str, Any] | None = None,
         workspace_root: str | os.PathLike[str] | None = None,
         retry_policy: RetryPolicy = DEFAULT_POLICY,
@@ -73,6 +79,9 @@ class Transcriber:
             raise InvalidOptionError("batch_size", batch_size, "must be a positive integer")
         if window is not None and (not isinstance(window, int) or window < 1):
             raise InvalidOptionError("window", window, "must be a positive integer")
+        if chunk_duration is not None and not chunk_duration > 0:
+            raise InvalidOptionError("chunk_duration", chunk_duration, "must be positive seconds")
+        self.chunk_duration = chunk_duration
         self.batch_size = batch_size
         self.window = window or max(64, 8 * batch_size)
         self.workspace_root = Path(workspace_root) if workspace_root is not None else None
@@ -210,9 +219,15 @@ class Transcriber:
                 workspace,
                 batch_size=self.batch_size,
                 window=self.window,
+                max_duration=self._max_duration(),
                 progress=self._progress_callback(stack, total),
             )
             yield from engine.run(items, options, total)
+
+    def _max_duration(self) -> float | None:
+        """Longest piece sent to the backend: its own limit, or ours if shorter."""
+        limits = [self.backend.capabilities.max_duration, self.chunk_duration]
+        return min((limit for limit in limits if limit is not None), default=None)
 
     def _progress_callback(self, stack: ExitStack, total: int | None) -> ProgressCallback | None:
         if not self.show_progress:

@@ -723,7 +723,8 @@ def test_default_root_is_a_private_dir_in_the_temp_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    assert default_root() == tmp_path / "speakeasy_core"
+    per_user = f"speakeasy_core-{os.getuid()}" if POSIX else "speakeasy_core"
+    assert default_root() == tmp_path / per_user
     with TempWorkspace() as workspace:
         assert workspace.path.parent == default_root()
         if POSIX:

@@ -25,6 +25,7 @@ __all__ = [
     "BackendOutput",
     "Capabilities",
     "PreparedAudio",
+    "describe_batch",
     "validate_options",
 ]
 
@@ -75,6 +76,11 @@ class PreparedAudio:
     key: str
     path: Path
     duration: float
+
+
+def describe_batch(batch: Sequence[PreparedAudio]) -> str:
+    """How error messages name a batch: its one input, or its size."""
+    return batch[0].key if len(batch) == 1 else f"a batch of {len(batch)}"
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from ..errors import (
 )
 from ..manifest import ManifestEntry
 from ..types import Segment, TranscribeOptions, Word
-from .base import BackendOutput, Capabilities, PreparedAudio
+from .base import BackendOutput, Capabilities, PreparedAudio, describe_batch
 
 if TYPE_CHECKING:
     from ..tempfiles import TempWorkspace
@@ -324,9 +324,9 @@ class NeMoBackend(ABC):
         return DataLoader(batches, batch_size=None, collate_fn=_as_is)  # type: ignore[arg-type]
 
     def _failure(self, batch: Sequence[PreparedAudio], exc: Exception) -> TranscriptionError:
-        names = batch[0].key if len(batch) == 1 else f"a batch of {len(batch)}"
         return TranscriptionError(
-            f"{self.model_name}: transcribing {names} failed: {type(exc).__name__}: {exc}"
+            f"{self.model_name}: transcribing {describe_batch(batch)} failed: "
+            f"{type(exc).__name__}: {exc}"
         )
 
     def _output(

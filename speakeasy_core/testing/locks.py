@@ -203,6 +203,7 @@ class WindowsLockSimulator:
 
         The lock clears after refusing ``attempts`` operations, or once the clock has
         advanced ``seconds``; with neither it is persistent (until :meth:`unlock`).
+        A path has one lock: a new one replaces the previous one.
         """
         _check_winerror(winerror)
         if attempts is not None and seconds is not None:
