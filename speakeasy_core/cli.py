@@ -79,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume", action="store_true", help="skip inputs already done in --out-dir's journal"
     )
-    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar (shown on a terminal)"
+    )
     return parser
 
 
@@ -89,7 +91,7 @@ def _transcriber(args: argparse.Namespace) -> Transcriber:
         args.model,
         device=args.device,
         batch_size=args.batch_size,
-        show_progress=not args.no_progress,
+        show_progress=not args.no_progress and sys.stderr.isatty(),
         task=args.task,
         language=args.language,
         target_language=args.target_language,

@@ -121,3 +121,34 @@ def test_help_and_backends_listing(capsys: pytest.CaptureFixture[str]) -> None:
 def test_expand_inputs_keeps_relative_names(folder: Path) -> None:
     items = list(expand_inputs([str(folder), str(folder / "day1" / "intro.wav")]))
     assert [item.stem for item in items] == ["day1/intro", "day2/intro", "day2/outro", "intro"]
+
+
+@pytest.mark.whisper
+def test_default_backend_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's main job: the embedded model, a real recording, exit status, summary."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "audio" / "arctic_a0007.wav"
+    assert main(["transcribe", "--no-progress", str(example)]) == 0
+    text = capsys.readouterr().out.strip().lower().rstrip(".")
+    assert text == "and you always want to see it in the superlative degree"
+
+    out = tmp_path / "out"
+    missing = tmp_path / "missing.wav"
+    status = main(
+        [
+            "transcribe",
+            "--no-progress",
+            str(example),
+            str(missing),
+            "--out-dir",
+            str(out),
+            "--format",
+            "vtt",
+        ]
+    )
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "1 transcribed, 0 already done, 1 failed, of 2 inputs" in err
+    vtt = (out / "arctic_a0007.vtt").read_text(encoding="utf-8")
+    assert vtt.startswith("WEBVTT")
+    assert "superlative degree" in vtt
+    assert "-->" in vtt

@@ -10,9 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from speakeasy_core import AudioArray, AudioInput, Transcriber
 from speakeasy_core.backends.nemo import NeMoBackend
+from speakeasy_core.job import JOURNAL_NAME, JobInput, run_job
+from speakeasy_core.journal import read_journal
 from tests.fixtures.nemo_models import write_nemo_wav
 
 pytestmark = pytest.mark.nemo
@@ -149,3 +153,43 @@ def test_failures_in_the_forward_pass_leave_no_temp_files(
         # the model still works afterwards
         assert all(r.ok for r in t.transcribe_batch(inputs))
     assert list(root.iterdir()) == []
+
+
+@settings(max_examples=6, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kill_after_batches=st.integers(0, 3))
+def test_job_killed_mid_run_and_resumed_equals_one_run(
+    tiny_ctc_nemo: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    kill_after_batches: int,
+) -> None:
+    folder = tmp_path_factory.mktemp("inputs")
+    inputs = [
+        JobInput(write_nemo_wav(folder / f"c{i}.wav", 0.5 + i / 4, seed=i).path, f"c{i}")
+        for i in range(8)
+    ]
+    with Transcriber("parakeet", tiny_ctc_nemo, device="cpu", batch_size=2) as t:
+        reference = tmp_path_factory.mktemp("reference")
+        run_job(t, inputs, reference)
+        out = tmp_path_factory.mktemp("killed")
+        batches = 0
+
+        def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+            nonlocal batches
+            batches += 1
+            if batches > kill_after_batches:
+                raise KeyboardInterrupt
+
+        assert isinstance(t.backend, NeMoBackend)
+        handle = t.backend.model.preprocessor.register_forward_pre_hook(hook, with_kwargs=True)
+        with pytest.raises(KeyboardInterrupt):
+            run_job(t, inputs, out)
+        handle.remove()
+        done_before = {r.source for _, r in read_journal(out / JOURNAL_NAME) if r.ok}
+        assert len(done_before) == 2 * kill_after_batches
+        summary = run_job(t, inputs, out, resume=True)
+
+    assert (summary.skipped, summary.transcribed) == (len(done_before), 8 - len(done_before))
+    sources = [r.source for _, r in read_journal(out / JOURNAL_NAME) if r.ok]
+    assert sorted(sources) == sorted(str(i.path) for i in inputs)
+    texts = {p.name: p.read_text(encoding="utf-8") for p in out.glob("*.txt")}
+    assert texts == {p.name: p.read_text(encoding="utf-8") for p in reference.glob("*.txt")}
