@@ -2,6 +2,7 @@
 
     speakeasy-core transcribe clip.wav                       # prints the transcript
     speakeasy-core transcribe recordings/ --out-dir out --format srt --resume
+    speakeasy-core transcribe /shared/audio --out-dir /shared/out --ray-address auto
     speakeasy-core backends                                  # lists backends
 
 Exit status: 0 when every input was transcribed, 1 when any input failed, 2 for a
@@ -19,20 +20,37 @@ from dataclasses import replace
 from pathlib import Path
 
 from .backends import available_backends
+from .distributed import RayPool, TranscriberSpec, probe, ray_session, run_ray_job
 from .errors import SpeakEasyError
 from .formats import available_formats, render
 from .job import JobInput, JobSummary, expand_inputs, run_job
 from .transcriber import Transcriber
+from .types import TranscribeOptions
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
+SUBTITLE_FORMATS = frozenset({"srt", "vtt"})  # these want segment times where there are any
 
 
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
     return value
 
 
@@ -82,22 +100,56 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-progress", action="store_true", help="hide the progress bar (shown on a terminal)"
     )
+    ray = run.add_argument_group(
+        "Ray cluster",
+        "run the --out-dir job on a Ray cluster (the ray extra); see docs/scale-out.md",
+    )
+    ray.add_argument(
+        "--ray",
+        action="store_true",
+        help="run on Ray: the cluster in RAY_ADDRESS or the last one `ray start` made on "
+        "this machine, else a new local one",
+    )
+    ray.add_argument("--ray-address", help="run on the cluster at this address (auto, host:6379)")
+    ray.add_argument(
+        "--ray-actors",
+        type=_positive_int,
+        default=1,
+        help="transcribing actors, each with its own copy of the model (default: 1)",
+    )
+    ray.add_argument(
+        "--ray-gpus-per-actor",
+        type=_non_negative_float,
+        help="default: 1 if the cluster has GPUs, else 0",
+    )
+    ray.add_argument(
+        "--ray-cpus-per-actor",
+        type=_positive_float,
+        default=1.0,
+        help="also torch's thread count on a CPU-only actor (default: 1)",
+    )
     return parser
 
 
-def _transcriber(args: argparse.Namespace) -> Transcriber:
-    return Transcriber(
-        args.backend,
-        args.model,
-        device=args.device,
-        batch_size=args.batch_size,
-        show_progress=not args.no_progress and sys.stderr.isatty(),
+def _show_progress(args: argparse.Namespace) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def _spec(args: argparse.Namespace) -> TranscriberSpec:
+    options = TranscribeOptions(
         task=args.task,
         language=args.language,
         target_language=args.target_language,
         punctuation=not args.no_punctuation,
         timestamps=args.timestamps,
     )
+    return TranscriberSpec(
+        args.backend, args.model, device=args.device, batch_size=args.batch_size, options=options
+    )
+
+
+def _transcriber(args: argparse.Namespace) -> Transcriber:
+    return _spec(args).build(show_progress=_show_progress(args))
 
 
 def _error(message: str) -> None:
@@ -126,15 +178,38 @@ def _summarise(summary: JobSummary, out_dir: Path, seconds: float) -> None:
     )
 
 
+def _run_on_ray(args: argparse.Namespace, inputs: list[JobInput], formats: list[str]) -> int:
+    spec = _spec(args)
+    pool = RayPool(
+        actors=args.ray_actors,
+        num_gpus=args.ray_gpus_per_actor,
+        num_cpus=args.ray_cpus_per_actor,
+    )
+    with ray_session(args.ray_address, show_progress=_show_progress(args)):
+        if SUBTITLE_FORMATS & set(formats) and probe(spec, pool).timestamps:
+            spec = replace(spec, options=replace(spec.options, timestamps=True))
+        started = time.monotonic()
+        summary = run_ray_job(
+            spec, inputs, args.out_dir, formats=formats, resume=args.resume, pool=pool
+        )
+    _summarise(summary, args.out_dir, time.monotonic() - started)
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
 def _transcribe(args: argparse.Namespace) -> int:
     formats = args.format or ["txt"]
     if args.out_dir is None and len(formats) > 1:
         _error("several formats need --out-dir")
         return EXIT_USAGE
+    on_ray = args.ray or args.ray_address is not None
+    if on_ray and args.out_dir is None:
+        _error("--ray needs --out-dir")
+        return EXIT_USAGE
     inputs = list(expand_inputs(args.paths))
+    if on_ray:
+        return _run_on_ray(args, inputs, formats)
     with _transcriber(args) as transcriber:
-        if {"srt", "vtt"} & set(formats) and transcriber.capabilities.timestamps:
-            # subtitles want segment times wherever the backend can give them
+        if SUBTITLE_FORMATS & set(formats) and transcriber.capabilities.timestamps:
             transcriber.options = replace(transcriber.options, timestamps=True)
         if args.out_dir is None:
             failed = _print_transcripts(transcriber, inputs, formats[0])

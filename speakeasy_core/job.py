@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -21,7 +22,16 @@ from .journal import Journal, job_key
 from .transcriber import Transcriber
 from .types import TranscriptionResult
 
-__all__ = ["AUDIO_SUFFIXES", "JOURNAL_NAME", "JobInput", "JobSummary", "expand_inputs", "run_job"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "JOURNAL_NAME",
+    "JobInput",
+    "JobRecorder",
+    "JobSummary",
+    "expand_inputs",
+    "job_header",
+    "run_job",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +96,89 @@ def _key(path: Path, header: dict[str, object]) -> str:
         return f"missing:{os.fspath(path)}"
 
 
+def job_header(transcriber: Transcriber) -> dict[str, object]:
+    """What a job's results depend on (backend, model, options): its journal header.
+
+    The model need not be loaded; jobs with equal headers share a journal.
+    """
+    backend = transcriber.backend
+    return {
+        "backend": backend.name,
+        "model": backend.model_name,
+        "options": transcriber.options.to_dict(),
+    }
+
+
+class JobRecorder:
+    """Where a job's finished results go: output files, the journal, the summary.
+
+    Create it with :meth:`open`. Whoever runs the transcription (:func:`run_job`
+    here, :func:`~speakeasy_core.distributed.run_ray_job` on a Ray cluster) takes
+    the inputs still to do from :meth:`pending` and hands each result to
+    :meth:`record`.
+    """
+
+    def __init__(
+        self, journal: Journal, header: dict[str, object], out_dir: Path, formats: Sequence[str]
+    ) -> None:
+        self.summary = JobSummary()
+        self._journal = journal
+        self._header = header
+        self._out = out_dir
+        self._formats = tuple(formats)
+
+    @classmethod
+    @contextmanager
+    def open(
+        cls,
+        header: dict[str, object],
+        out_dir: str | os.PathLike[str],
+        *,
+        formats: Sequence[str] = ("txt",),
+        resume: bool = False,
+        journal_path: str | os.PathLike[str] | None = None,
+    ) -> Iterator[JobRecorder]:
+        """Open the job's journal (``out_dir``'s, unless ``journal_path``) for the block.
+
+        Without ``resume`` an existing journal is started afresh.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        path = Path(journal_path) if journal_path else out / JOURNAL_NAME
+        with Journal.open(path, header=header, resume=resume) as journal:
+            recorder = cls(journal, header, out, formats)
+            yield recorder
+        summary = recorder.summary
+        logger.info(
+            "job done: %d transcribed, %d skipped (already done), %d failed",
+            summary.transcribed,
+            summary.skipped,
+            summary.failed,
+        )
+
+    def pending(self, inputs: Iterable[JobInput]) -> Iterator[tuple[str, JobInput]]:
+        """Stream the inputs not done yet, with their journal keys; counts every input."""
+        done = self._journal.done_keys()
+        for item in inputs:
+            self.summary.total += 1
+            key = _key(item.path, self._header)
+            if key in done:
+                self.summary.skipped += 1
+            else:
+                yield key, item
+
+    def record(self, key: str, item: JobInput, result: TranscriptionResult) -> None:
+        """Write ``result`` for ``item`` in every format (if it succeeded) and journal it."""
+        if result.ok:
+            for fmt in self._formats:
+                item.write(result, self._out, fmt)
+            self.summary.transcribed += 1
+            self.summary.audio_seconds += result.duration
+        else:
+            self.summary.failures.append((result.source, f"{result.error_type}: {result.error}"))
+        self._journal.append(key, result)
+
+
 def run_job(
     transcriber: Transcriber,
     inputs: Iterable[JobInput],
@@ -100,46 +193,20 @@ def run_job(
     Without ``resume`` an existing journal is started afresh. Failed inputs are
     journaled too, and retried by the next resumed run.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    backend = transcriber.backend
-    header: dict[str, object] = {
-        "backend": backend.name,
-        "model": backend.model_name,
-        "options": transcriber.options.to_dict(),
-    }
-    summary = JobSummary()
     in_flight: dict[int, tuple[str, JobInput]] = {}  # by index in the transcriber's stream
-    journal = Journal.open(
-        Path(journal_path) if journal_path else out / JOURNAL_NAME, header=header, resume=resume
-    )
-    with journal:
-        done = journal.done_keys()
+    with JobRecorder.open(
+        job_header(transcriber),
+        out_dir,
+        formats=formats,
+        resume=resume,
+        journal_path=journal_path,
+    ) as job:
 
         def todo() -> Iterator[Path]:
-            for item in inputs:
-                summary.total += 1
-                key = _key(item.path, header)
-                if key in done:
-                    summary.skipped += 1
-                    continue
-                in_flight[summary.total - summary.skipped - 1] = (key, item)
+            for index, (key, item) in enumerate(job.pending(inputs)):
+                in_flight[index] = (key, item)
                 yield item.path
 
         for index, result in transcriber.iter_completed(todo()):
-            key, item = in_flight.pop(index)
-            if result.ok:
-                for fmt in formats:
-                    item.write(result, out, fmt)
-                summary.transcribed += 1
-                summary.audio_seconds += result.duration
-            else:
-                summary.failures.append((result.source, f"{result.error_type}: {result.error}"))
-            journal.append(key, result)
-    logger.info(
-        "job done: %d transcribed, %d skipped (already done), %d failed",
-        summary.transcribed,
-        summary.skipped,
-        summary.failed,
-    )
-    return summary
+            job.record(*in_flight.pop(index), result)
+    return job.summary

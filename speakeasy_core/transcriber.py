@@ -13,7 +13,7 @@ from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
-from .backends.base import Backend, Capabilities, validate_options
+from .backends.base import Backend, Capabilities, is_backend, validate_options
 from .backends.registry import create_backend
 from .batch import AudioArray, AudioInput, BatchEngine, ItemOutcome, ProgressCallback
 from .errors import InvalidOptionError
@@ -89,14 +89,16 @@ class Transcriber:
         self.progress = progress
         self.show_progress = show_progress
         self.options = self._merge(TranscribeOptions(), dict(options))
-        if isinstance(backend, Backend):
-            self.backend = backend
-        else:
+        if backend is None or isinstance(backend, str):
             name = backend or ("whisper" if model is None else "parakeet")
             model_name = os.fspath(model) if model is not None else None
             self.backend = create_backend(
                 name, model=model_name, device=device, **dict(backend_options or {})
             )
+        elif is_backend(backend):
+            self.backend = backend
+        else:
+            raise InvalidOptionError("backend", backend, "neither a backend name nor a Backend")
         self._loaded = False
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -263,3 +263,33 @@ def test_context_manager_loads_and_unloads(root: Path) -> None:
         assert backend.loaded
         assert transcriber.capabilities == backend.capabilities
     assert not backend.loaded
+
+
+def test_creating_a_transcriber_does_not_load_the_model(root: Path) -> None:
+    """Loading is lazy: building a Transcriber, checking its backend included, reads no
+    capabilities (on Python 3.11 ``isinstance`` on the Protocol would)."""
+
+    class Lazy:
+        name, model_name = "lazy", "lazy-model"
+        loads = 0
+
+        def load(self) -> None:
+            self.loads += 1
+
+        def unload(self) -> None: ...
+
+        @property
+        def capabilities(self) -> Capabilities:
+            assert self.loads, "capabilities read before load"
+            return Capabilities()
+
+        def transcribe_batch(self, *args: object) -> list[BackendOutput]:
+            return []
+
+    backend = Lazy()
+    transcriber = Transcriber(backend, workspace_root=root)
+    assert backend.loads == 0
+    transcriber.load()
+    assert backend.loads == 1
+    with pytest.raises(InvalidOptionError, match="backend"):
+        Transcriber(object())  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ itself; when it needs one (a manifest, say) it asks the workspace it is given.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = [
     "Capabilities",
     "PreparedAudio",
     "describe_batch",
+    "is_backend",
     "validate_options",
 ]
 
@@ -121,6 +123,21 @@ class Backend(Protocol):
         Raises on failure of the whole call; the caller splits the batch to isolate
         the item at fault.
         """
+
+
+_BACKEND_MEMBERS = ("name", "model_name", "load", "unload", "capabilities", "transcribe_batch")
+
+
+def is_backend(obj: object) -> bool:
+    """Whether ``obj`` has every member of :class:`Backend`, looked up without running any.
+
+    ``isinstance(obj, Backend)`` would read the ``capabilities`` property on Python
+    3.11, and a backend's capabilities load its model.
+    """
+    missing = object()
+    return all(
+        inspect.getattr_static(obj, member, missing) is not missing for member in _BACKEND_MEMBERS
+    )
 
 
 class BackendFactory(Protocol):

@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ..errors import BackendError, UnknownBackendError
-from .base import Backend, BackendFactory
+from .base import Backend, BackendFactory, is_backend
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -99,6 +99,6 @@ def _resolve(name: str) -> BackendFactory:
 def create_backend(name: str, *, model: str | None, device: str, **options: Any) -> Backend:
     """Build (but do not load) the backend registered as ``name``."""
     backend = _resolve(name)(model=model, device=device, **options)
-    if not isinstance(backend, Backend):
+    if not is_backend(backend):
         raise BackendError(f"backend {name!r} does not implement the Backend protocol")
     return backend
