@@ -46,7 +46,7 @@ from ..errors import (
 )
 from ..manifest import ManifestEntry
 from ..types import Segment, TranscribeOptions, Word
-from .base import BackendOutput, Capabilities, PreparedAudio, describe_batch
+from .base import BackendOutput, Capabilities, PreparedAudio, describe_batch, validate_options
 
 if TYPE_CHECKING:
     from ..tempfiles import TempWorkspace
@@ -266,6 +266,7 @@ class NeMoBackend(ABC):
         TranscriptionError (chained from NeMo's exception) when the call fails.
         """
         caps = self.capabilities
+        validate_options(options, caps)
         fields = self._manifest_fields(options, caps)
         if not batch:
             return []
@@ -366,7 +367,8 @@ class NeMoBackend(ABC):
 
     @abstractmethod
     def _manifest_fields(self, options: TranscribeOptions, caps: Capabilities) -> dict[str, str]:
-        """Validate ``options`` (InvalidOptionError) and give the manifest's extra fields."""
+        """The manifest's extra fields for ``options``, which passed ``validate_options``;
+        raises InvalidOptionError for what only this backend rules out."""
 
     @abstractmethod
     def _transcribe(
@@ -405,13 +407,7 @@ class ParakeetBackend(NeMoBackend):
         return Capabilities(timestamps=True, max_duration=self.MAX_DURATION)
 
     def _manifest_fields(self, options: TranscribeOptions, caps: Capabilities) -> dict[str, str]:
-        if options.task != "transcribe":
-            raise InvalidOptionError("task", options.task, "the parakeet backend only transcribes")
-        if not options.punctuation:
-            raise InvalidOptionError(
-                "punctuation", False, "parakeet models cannot switch punctuation off"
-            )
-        return {}
+        return {}  # transcription only, punctuation as trained: Capabilities say so
 
     def _transcribe(
         self, model: Any, loader: Any, size: int, options: TranscribeOptions
@@ -485,22 +481,19 @@ class CanaryBackend(NeMoBackend):
         allowed = caps.languages or frozenset()
         supported = f"supported: {', '.join(sorted(allowed))}"
         source = self._source_language(options)
-        if source not in allowed:
+        if source not in allowed:  # only the default can be: validate_options checked the rest
             raise InvalidOptionError("language", options.language, supported)
-        if options.task == "transcribe":
-            target = source
-        elif options.task == "translate":
-            target = options.target_language or ""
-            if target not in allowed:
-                raise InvalidOptionError("target_language", options.target_language, supported)
-            if target == source:
+        target = source
+        if options.task == "translate":
+            if options.target_language is None:
+                raise InvalidOptionError("target_language", None, f"required; {supported}")
+            if options.target_language == source:
                 raise InvalidOptionError(
-                    "target_language", target, "translation needs a language other than the source"
+                    "target_language",
+                    source,
+                    "translation needs a language other than the source",
                 )
-        else:
-            raise InvalidOptionError("task", options.task, "use 'transcribe' or 'translate'")
-        if options.timestamps and not caps.timestamps:
-            raise InvalidOptionError("timestamps", True, "this Canary model gives no timestamps")
+            target = options.target_language
         fields = {
             "source_lang": source,
             "target_lang": target,
