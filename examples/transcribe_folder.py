@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 
 from speakeasy_core import Transcriber
 from speakeasy_core.job import expand_inputs, run_job
@@ -26,6 +27,8 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     with Transcriber(args.backend, args.model, batch_size=8, show_progress=True) as transcriber:
+        if transcriber.capabilities.timestamps:  # real cue times in the srt files
+            transcriber.options = replace(transcriber.options, timestamps=True)
         summary = run_job(
             transcriber,
             expand_inputs([args.folder]),
