@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import replace
 
 from speakeasy_core import Transcriber
-from speakeasy_core.job import expand_inputs, run_job
+from speakeasy_core.job import expand_inputs, options_for_formats, run_job
+
+FORMATS = ("srt", "txt")
 
 
 def main() -> int:
@@ -27,13 +28,15 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     with Transcriber(args.backend, args.model, batch_size=8, show_progress=True) as transcriber:
-        if transcriber.capabilities.timestamps:  # real cue times in the srt files
-            transcriber.options = replace(transcriber.options, timestamps=True)
+        # real cue times in the srt files, where the backend gives them
+        transcriber.options = options_for_formats(
+            transcriber.options, FORMATS, transcriber.capabilities
+        )
         summary = run_job(
             transcriber,
             expand_inputs([args.folder]),
             args.out_dir,
-            formats=("srt", "txt"),
+            formats=FORMATS,
             resume=True,
         )
     for source, error in summary.failures:

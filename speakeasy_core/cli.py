@@ -23,14 +23,13 @@ from .backends import available_backends
 from .distributed import RayPool, TranscriberSpec, probe, ray_session, run_ray_job
 from .errors import SpeakEasyError
 from .formats import available_formats, render
-from .job import JobInput, JobSummary, expand_inputs, run_job
+from .job import JobInput, JobSummary, expand_inputs, options_for_formats, run_job
 from .transcriber import Transcriber
 from .types import TranscribeOptions
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
-SUBTITLE_FORMATS = frozenset({"srt", "vtt"})  # these want segment times where there are any
 
 
 def _positive_int(text: str) -> int:
@@ -186,8 +185,8 @@ def _run_on_ray(args: argparse.Namespace, inputs: list[JobInput], formats: list[
         num_cpus=args.ray_cpus_per_actor,
     )
     with ray_session(args.ray_address, show_progress=_show_progress(args)):
-        if SUBTITLE_FORMATS & set(formats) and probe(spec, pool).timestamps:
-            spec = replace(spec, options=replace(spec.options, timestamps=True))
+        options = options_for_formats(spec.options, formats, probe(spec, pool))
+        spec = replace(spec, options=options)
         started = time.monotonic()
         summary = run_ray_job(
             spec, inputs, args.out_dir, formats=formats, resume=args.resume, pool=pool
@@ -209,8 +208,9 @@ def _transcribe(args: argparse.Namespace) -> int:
     if on_ray:
         return _run_on_ray(args, inputs, formats)
     with _transcriber(args) as transcriber:
-        if SUBTITLE_FORMATS & set(formats) and transcriber.capabilities.timestamps:
-            transcriber.options = replace(transcriber.options, timestamps=True)
+        transcriber.options = options_for_formats(
+            transcriber.options, formats, transcriber.capabilities
+        )
         if args.out_dir is None:
             failed = _print_transcripts(transcriber, inputs, formats[0])
             return EXIT_FAILED if failed else EXIT_OK

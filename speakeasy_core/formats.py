@@ -28,6 +28,7 @@ from .tempfiles import atomic_write_text
 from .types import TranscriptionResult
 
 __all__ = [
+    "SUBTITLE_FORMATS",
     "OutputFormat",
     "Writer",
     "available_formats",
@@ -82,6 +83,10 @@ def unregister_format(name: str) -> None:
     with _lock:
         if _registry.pop(name.lower(), None) is None:
             raise _unknown(name)
+
+
+SUBTITLE_FORMATS = frozenset({"srt", "vtt"})
+"""Formats whose cues use the result's segment times (one whole-input cue without them)."""
 
 
 def available_formats() -> list[str]:

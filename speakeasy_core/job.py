@@ -13,14 +13,15 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
+from .backends.base import Capabilities
 from .errors import InputError
-from .formats import write_result
+from .formats import SUBTITLE_FORMATS, write_result
 from .journal import Journal, job_key
 from .transcriber import Transcriber
-from .types import TranscriptionResult
+from .types import TranscribeOptions, TranscriptionResult
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -30,6 +31,7 @@ __all__ = [
     "JobSummary",
     "expand_inputs",
     "job_header",
+    "options_for_formats",
     "run_job",
 ]
 
@@ -94,6 +96,16 @@ def _key(path: Path, header: dict[str, object]) -> str:
         return job_key(path, header)
     except (OSError, InputError):
         return f"missing:{os.fspath(path)}"
+
+
+def options_for_formats(
+    options: TranscribeOptions, formats: Iterable[str], capabilities: Capabilities
+) -> TranscribeOptions:
+    """``options`` with timestamps on when a subtitle format is asked for and the backend
+    gives them, so srt/vtt cues carry real times; otherwise ``options`` unchanged."""
+    if SUBTITLE_FORMATS.isdisjoint(formats) or not capabilities.timestamps:
+        return options
+    return replace(options, timestamps=True)
 
 
 def job_header(transcriber: Transcriber) -> dict[str, object]:

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from speakeasy_core import Transcriber
-from speakeasy_core.backends import PreparedAudio
-from speakeasy_core.job import JOURNAL_NAME, JobInput, run_job
+from speakeasy_core.backends import Capabilities, PreparedAudio
+from speakeasy_core.job import JOURNAL_NAME, JobInput, options_for_formats, run_job
 from speakeasy_core.journal import read_journal
 from speakeasy_core.testing import MockBackend
 from speakeasy_core.types import TranscribeOptions
@@ -167,3 +167,12 @@ def ok_sources(journal: Path) -> set[str]:
     if not journal.exists():
         return set()
     return {result.source for _, result in read_journal(journal) if result.ok}
+
+
+def test_subtitle_formats_ask_for_timestamps_only_where_the_backend_has_them() -> None:
+    plain = TranscribeOptions()
+    timed = Capabilities(timestamps=True)
+    assert options_for_formats(plain, ["txt", "srt"], timed).timestamps
+    assert options_for_formats(plain, ["vtt"], timed).timestamps
+    assert options_for_formats(plain, ["txt", "json"], timed) == plain
+    assert options_for_formats(plain, ["srt"], Capabilities()) == plain
