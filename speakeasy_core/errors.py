@@ -17,11 +17,16 @@ __all__ = [
     "EmptyAudioError",
     "InputError",
     "InputNotFoundError",
+    "Interrupted",
     "InvalidOptionError",
+    "JobLockedError",
     "JournalError",
+    "JournalWriteError",
     "ModelLoadError",
+    "OutputError",
     "SpeakEasyError",
     "TempFileError",
+    "TempRootError",
     "TranscriptionError",
     "UnknownBackendError",
 ]
@@ -112,9 +117,55 @@ class TranscriptionError(BackendError):
     """The backend failed on an input that decoded fine."""
 
 
+class _PathError(SpeakEasyError, OSError):
+    """An OSError-shaped error (``errno, strerror, filename``) whose message is one line:
+    ``"<filename>: <strerror>"``."""
+
+    def __str__(self) -> str:
+        if self.filename is None or self.strerror is None:
+            return super().__str__()
+        return f"{self.filename}: {self.strerror}"
+
+
 class TempFileError(SpeakEasyError, OSError):
     """A temporary file could not be written, replaced or removed."""
 
 
+class TempRootError(_PathError, TempFileError):
+    """A temp root is unsafe (a symlink, another user's, writable by others) or unusable."""
+
+
 class JournalError(SpeakEasyError, ValueError):
     """A job journal is unreadable or belongs to a different job."""
+
+
+class JournalWriteError(_PathError, JournalError):
+    """The journal cannot be created or appended to (full disk, read-only, I/O error)."""
+
+
+class OutputError(_PathError):
+    """An output file or the output folder cannot be written."""
+
+
+class JobLockedError(_PathError):
+    """Another job is running on the same output folder."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The job was stopped by a signal (SIGTERM, SIGHUP, SIGBREAK), handled like Ctrl-C.
+
+    Deliberately outside :class:`SpeakEasyError`, as KeyboardInterrupt is: code that
+    catches ``Exception`` must not swallow it. ``exit_status`` is ``128 + signum``.
+    """
+
+    def __init__(self, signum: int, name: str) -> None:
+        self.signum = signum
+        self.name = name
+        super().__init__(f"interrupted by {name}")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.signum, self.name))

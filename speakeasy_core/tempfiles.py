@@ -13,6 +13,12 @@ what happened instead of crashing a batch job:
 - :class:`TempWorkspace` is a private per-job directory removed on exit;
 - :func:`sweep_stale` removes the workspaces of processes that died.
 
+Nothing is created or swept in a root before it is checked (:func:`trusted_root`): a real
+directory (no symlink or junction), owned by this user and, on POSIX, not writable by
+group or others. The default root must pass as it is; a root passed by the caller that is
+another user's or writable by others (``/tmp`` itself, say) is not used directly but
+through a private ``speakeasy_core-<uid>`` folder inside it, which must pass in turn.
+
 All filesystem calls go through a :class:`FileOps` object (``ops=``); pass
 :class:`~speakeasy_core.testing.WindowsLockSimulator` to test Windows locking on any OS.
 """
@@ -24,6 +30,7 @@ import errno
 import json
 import logging
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -41,7 +48,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 from ._fsops import FileOps, OsFileOps
 from ._process import ProcessIdentity, current_process, process_alive
 from ._retry import DEFAULT_POLICY, WINERROR_ACCESS_DENIED, RetryPolicy, retry_transient
-from .errors import InputError, InvalidOptionError, TempFileError
+from .errors import InputError, InvalidOptionError, TempFileError, TempRootError
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -63,6 +70,7 @@ __all__ = [
     "safe_delete",
     "safe_write_manifest",
     "sweep_stale",
+    "trusted_root",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,8 +83,14 @@ _OS_OPS = OsFileOps()
 _UNIQUE_NAME = Retrying(
     retry=retry_if_exception_type(FileExistsError), stop=stop_after_attempt(100), reraise=True
 )
-_MAX_STEM = 100  # of a target's name kept in its temp file's name (NAME_MAX is 255)
+_MAX_STEM = 100  # bytes of a target's name kept in its temp file's name (NAME_MAX is 255)
 _MAX_OWNER_BYTES = 4096
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _private_name() -> str:
+    suffix = f"-{os.getuid()}" if hasattr(os, "getuid") else ""
+    return f"speakeasy_core{suffix}"
 
 
 def default_root() -> Path:
@@ -85,8 +99,30 @@ def default_root() -> Path:
     One root per user, so users sharing ``/tmp`` never collide; Windows' temp dir is
     already per user, and has no uid suffix.
     """
-    suffix = f"-{os.getuid()}" if hasattr(os, "getuid") else ""
-    return Path(tempfile.gettempdir()) / f"speakeasy_core{suffix}"
+    return Path(tempfile.gettempdir()) / _private_name()
+
+
+def _name_bytes(text: str) -> int:
+    """Bytes ``text`` takes in a file name (an upper bound for surrogate-escaped bytes)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _fit_bytes(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` (whole characters) that fits in ``limit`` bytes."""
+    used = 0
+    for end, char in enumerate(text):
+        used += _name_bytes(char)
+        if used > limit:
+            return text[:end]
+    return text
+
+
+def _json_text(value: object, **options: Any) -> str:
+    """``json.dumps`` with non-ASCII kept as is, except lone surrogates (the undecodable
+    bytes of a POSIX file name, as ``os.fsdecode`` gives them), written as ``\\udcXX``
+    escapes: the text encodes as UTF-8, and ``json.loads`` gives the same str back."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 # ---------------------------------------------------------------------------- results
@@ -245,13 +281,19 @@ def _discard(path: Path, policy: RetryPolicy, ops: FileOps) -> None:
 
 @contextmanager
 def _new_file(
-    ops: FileOps, directory: Path, prefix: str, suffix: str, policy: RetryPolicy
+    ops: FileOps,
+    directory: Path,
+    prefix: str,
+    suffix: str,
+    policy: RetryPolicy,
+    mode: int = 0o600,
 ) -> Iterator[tuple[Path, BinaryIO]]:
-    """A new unique 0600 file: fsynced and closed after the block, removed if it raises."""
+    """A new unique file (``mode`` less the umask): fsynced and closed after the block,
+    removed if it raises."""
 
     def create() -> tuple[Path, BinaryIO]:
         path = directory / f"{prefix}{secrets.token_hex(8)}{suffix}"
-        return path, ops.open_exclusive(path)
+        return path, ops.open_exclusive(path, mode)
 
     try:
         path, handle = _UNIQUE_NAME(create)
@@ -294,7 +336,7 @@ def _manifest_line(index: int, entry: Mapping[str, Any]) -> bytes:
         raise InputError(label, "needs 'audio_filepath' as a str or a path")
     line = {**entry, "audio_filepath": str(Path(audio).absolute())}
     try:
-        return (json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        return (_json_text(line, allow_nan=False) + "\n").encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise InputError(label, f"is not JSON-serializable: {exc}") from exc
 
@@ -309,10 +351,11 @@ def safe_write_manifest(
 ) -> Path:
     """Write ``entries`` as a NeMo JSON Lines manifest in ``directory``; return its path.
 
-    One UTF-8 JSON object per line (non-ASCII kept as is), ``audio_filepath`` made
-    absolute (not resolved). The file gets a unique name (created exclusively, mode
-    0600) and is flushed, fsynced and **closed** before the path is returned, so NeMo
-    can open it and we can delete it on Windows. A bad entry raises
+    One UTF-8 JSON object per line (non-ASCII kept as is; the undecodable bytes of a
+    POSIX file name as ``\\udcXX`` escapes, which ``json`` reads back as the same
+    path), ``audio_filepath`` made absolute (not resolved). The file gets a unique name
+    (created exclusively, mode 0600) and is flushed, fsynced and **closed** before the
+    path is returned, so NeMo can open it and we can delete it on Windows. A bad entry raises
     :class:`~speakeasy_core.errors.InputError` naming it; on any failure the partial
     file is removed. ``policy`` bounds that removal's retries.
     """
@@ -328,10 +371,14 @@ def atomic_write_bytes(
     path: str | os.PathLike[str],
     data: bytes,
     *,
+    mode: int = 0o600,
     policy: RetryPolicy = DEFAULT_POLICY,
     ops: FileOps | None = None,
 ) -> None:
     """Replace ``path``'s content with ``data`` atomically.
+
+    The file gets ``mode`` less the umask: the default keeps it private; ``0o666``
+    makes it like any file the user creates (what output files use).
 
     ``data`` goes to a temp file in the same directory (fsynced, closed), which is
     then renamed over ``path``. Readers see the old or the new content, never a mix.
@@ -342,10 +389,8 @@ def atomic_write_bytes(
     """
     target = Path(path)
     fs = _OS_OPS if ops is None else ops
-    with _new_file(fs, target.parent, f".{target.name[:_MAX_STEM]}.", ".tmp", policy) as (
-        temp,
-        handle,
-    ):
+    prefix = f".{_fit_bytes(target.name, _MAX_STEM)}."
+    with _new_file(fs, target.parent, prefix, ".tmp", policy, mode) as (temp, handle):
         _write(handle, data, temp)
     try:
         _replace(temp, target, policy, fs)
@@ -373,6 +418,7 @@ def atomic_write_text(
     text: str,
     *,
     encoding: str = "utf-8",
+    mode: int = 0o600,
     policy: RetryPolicy = DEFAULT_POLICY,
     ops: FileOps | None = None,
 ) -> None:
@@ -386,7 +432,7 @@ def atomic_write_text(
         data = text.encode(encoding)
     except LookupError as exc:
         raise InvalidOptionError("encoding", encoding, "unknown encoding") from exc
-    atomic_write_bytes(path, data, policy=policy, ops=ops)
+    atomic_write_bytes(path, data, mode=mode, policy=policy, ops=ops)
 
 
 # ------------------------------------------------------------------------- cleanup
@@ -548,20 +594,92 @@ def _retry_at_exit() -> None:
 # ----------------------------------------------------------------------- workspaces
 
 
-def _prepare_root(root: str | os.PathLike[str] | None, ops: FileOps) -> Path:
-    base = default_root() if root is None else Path(root).absolute()
+def _lstat_dir(path: Path, ops: FileOps, *, create: bool) -> os.stat_result | None:
+    """``lstat`` of ``path``, made (0700) first if missing and ``create``; None if missing."""
     try:
-        ops.makedirs(base, 0o700)
-        info = ops.lstat(base)
+        return ops.lstat(path)
+    except FileNotFoundError:
+        if not create:
+            return None
     except OSError as exc:
-        raise _failure("create", base, exc) from exc
+        raise TempRootError(exc.errno, f"cannot use the temp root: {exc.strerror}", path) from exc
+    try:
+        ops.makedirs(path, 0o700)
+        return ops.lstat(path)
+    except OSError as exc:
+        raise TempRootError(
+            exc.errno, f"cannot create the temp root: {exc.strerror}", path
+        ) from exc
+
+
+def _link_or_not_dir(info: os.stat_result) -> str | None:
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symlink, not a directory"
+    if getattr(info, "st_file_attributes", 0) & stat.FILE_ATTRIBUTE_REPARSE_POINT:
+        return "is a junction (reparse point), not a directory"
     if not stat.S_ISDIR(info.st_mode):
-        raise TempFileError(errno.ENOTDIR, "workspace root is not a directory", os.fspath(base))
-    if root is None and hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise TempFileError(
-            errno.EPERM, "shared workspace root belongs to another user; pass root=", str(base)
-        )
-    return base
+        return "is not a directory"
+    return None
+
+
+def _shared(info: os.stat_result) -> str | None:
+    """Why others could plant or swap entries in this directory (POSIX), or None."""
+    if not hasattr(os, "getuid"):
+        return None
+    if info.st_uid != os.getuid():
+        return f"belongs to another user (uid {info.st_uid})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def _refuse(path: Path, reason: str) -> TempRootError:
+    return TempRootError(errno.EPERM, f"unsafe temp root: {reason}", os.fspath(path))
+
+
+def _checked_root(root: Path, ops: FileOps, *, create: bool) -> Path | None:
+    """``root`` if it passes every check (see :func:`trusted_root`), else TempRootError."""
+    info = _lstat_dir(root, ops, create=create)
+    if info is None:
+        return None
+    reason = _link_or_not_dir(info) or _shared(info)
+    if reason is not None:
+        raise _refuse(root, reason)
+    return root
+
+
+def _resolve_root(
+    root: str | os.PathLike[str] | None, ops: FileOps, *, create: bool
+) -> Path | None:
+    if root is None:
+        return _checked_root(default_root(), ops, create=create)
+    base = Path(root).absolute()
+    info = _lstat_dir(base, ops, create=create)
+    if info is None:
+        return None
+    reason = _link_or_not_dir(info)
+    if reason is not None:
+        raise _refuse(base, reason)
+    if _shared(info) is None:
+        return base
+    return _checked_root(base / _private_name(), ops, create=create)
+
+
+def trusted_root(
+    root: str | os.PathLike[str] | None = None, *, ops: FileOps | None = None
+) -> Path:
+    """The checked directory workspaces go in for ``root`` (default :func:`default_root`),
+    created (0700) if missing.
+
+    It must be a real directory (a symlink or junction is refused, never followed) owned
+    by this user and, on POSIX, not writable by group or others. A ``root`` given that is
+    another user's or writable by others is used through its private
+    ``speakeasy_core-<uid>`` subfolder, checked the same way. Raises
+    :class:`~speakeasy_core.errors.TempRootError` naming the path and the reason.
+    """
+    path = _resolve_root(root, _OS_OPS if ops is None else ops, create=True)
+    assert path is not None
+    return path
 
 
 def _read_owner(path: Path, ops: FileOps) -> ProcessIdentity | None:
@@ -583,8 +701,8 @@ def _read_owner(path: Path, ops: FileOps) -> ProcessIdentity | None:
 class TempWorkspace:
     """A private per-job temp directory, removed with everything in it on exit.
 
-    The directory (mode 0700) is created at construction under ``root`` (default
-    :func:`default_root`) and records ``owner`` (default: this process) so that
+    The directory (mode 0700) is created at construction under ``root``, checked as
+    :func:`trusted_root` says (default :func:`default_root`), and records ``owner`` (default: this process) so that
     :func:`sweep_stale` can remove it if the process dies. Files made through the
     workspace are tracked; on exit from the ``with`` block (normal, exception or
     Ctrl-C, which still propagates) everything is deleted with retries. Files still
@@ -610,7 +728,7 @@ class TempWorkspace:
         self._created: dict[Path, None] = {}
         self._closed = False
         self.owner = current_process() if owner is None else owner
-        base = _prepare_root(root, self._ops)
+        base = trusted_root(root, ops=self._ops)
 
         def create() -> Path:
             path = base / f"{prefix}{secrets.token_hex(8)}"
@@ -724,13 +842,18 @@ def sweep_stale(
 ) -> list[Path]:
     """Remove the workspaces under ``root`` whose owner process is gone; return them.
 
-    Only directories named with ``prefix`` (never symlinks or junctions) that hold a
-    readable owner record naming a process for which ``is_alive`` is false are
-    touched; a workspace with files still locked is left for a later sweep.
+    ``root`` is checked first, as :func:`trusted_root` does (an unsafe root raises
+    :class:`~speakeasy_core.errors.TempRootError` and nothing is touched; a missing one
+    is not created). Only directories named with ``prefix`` (never symlinks or
+    junctions) that hold a readable owner record naming a process for which
+    ``is_alive`` is false are touched; a workspace with files still locked is left for
+    a later sweep.
     """
     _check_name_part("prefix", prefix, required=True)
     fs = _OS_OPS if ops is None else ops
-    base = default_root() if root is None else Path(root)
+    base = _resolve_root(root, fs, create=False)
+    if base is None:
+        return []
     try:
         entries = fs.scandir(base)
     except FileNotFoundError:
