@@ -14,7 +14,6 @@ names are case-insensitive.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidOptionError
-from .tempfiles import atomic_write_text
+from .tempfiles import _json_text, atomic_write_text
 from .types import TranscriptionResult
 
 __all__ = [
@@ -120,8 +119,9 @@ def write_result(
     """Write ``result`` atomically to ``out_dir / (stem + extension)`` and return the path.
 
     ``stem`` must be a plain file name (no folders). Two inputs given the same stem
-    overwrite each other's output: choosing distinct stems is the caller's job.
-    ``out_dir`` is created if needed.
+    overwrite each other's output: choosing distinct stems is the caller's job (a job
+    does it with :func:`~speakeasy_core.job.plan_outputs`). ``out_dir`` is created if
+    needed. The file's mode is the umask's, like any file the user creates.
     """
     if stem in ("", ".", "..") or any(char in stem for char in "/\\\0"):
         raise InvalidOptionError("stem", stem, "must be a plain file name without folders")
@@ -130,7 +130,7 @@ def write_result(
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}{output.extension}"
-    atomic_write_text(path, text)
+    atomic_write_text(path, text, mode=0o666)
     return path
 
 
@@ -142,7 +142,7 @@ def _txt(result: TranscriptionResult) -> str:
 
 
 def _json(result: TranscriptionResult) -> str:
-    return json.dumps(result.to_dict(), ensure_ascii=False, allow_nan=False, indent=2) + "\n"
+    return _json_text(result.to_dict(), allow_nan=False, indent=2) + "\n"
 
 
 def _milliseconds(seconds: float, what: str, direction: Callable[[float], int]) -> int:

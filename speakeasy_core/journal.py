@@ -2,8 +2,9 @@
 
 The first line is a header (format, version and the job's options); every other line
 is ``{"key": ..., "result": ...}``, appended when a result is finished with a single
-write followed by a flush (and an fsync when ``durable``), so a crash or kill at any
-moment leaves at most a partial last line. Reopening truncates that line away before
+unbuffered write (and an fsync when ``durable``), so a crash or kill at any moment
+leaves at most a partial last line; a write that fails (full disk) is cut off again and
+raises :class:`~speakeasy_core.errors.JournalWriteError`. Reopening truncates that line away before
 appending; readers ignore it. A complete line that does not parse is corruption, not a
 crash artefact, and raises :class:`~speakeasy_core.errors.JournalError`.
 
@@ -28,7 +29,13 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError, InputNotFoundError, InvalidOptionError, JournalError
+from .errors import (
+    InputError,
+    InputNotFoundError,
+    InvalidOptionError,
+    JournalError,
+    JournalWriteError,
+)
 from .types import TranscriptionResult
 
 __all__ = ["JOURNAL_FORMAT", "JOURNAL_VERSION", "Journal", "array_key", "job_key", "read_journal"]
@@ -197,7 +204,9 @@ class Journal:
             file.parent.mkdir(parents=True, exist_ok=True)
             handle = file.open("a+b")
         except OSError as exc:
-            raise JournalError(f"{file}: cannot open journal: {exc.strerror or exc}") from exc
+            raise JournalWriteError(
+                exc.errno, f"cannot open journal: {exc.strerror or exc}", os.fspath(file)
+            ) from exc
         journal = cls(file, handle, json.loads(expected)["header"], durable=durable)
         try:
             handle.seek(0)
@@ -254,15 +263,33 @@ class Journal:
         return self._file
 
     def _write(self, line: bytes) -> int:
-        """Append one line in one write; returns its offset."""
+        """Append one line, unbuffered; returns its offset.
+
+        A failed write (full disk, I/O error) raises JournalWriteError after cutting off
+        whatever part of the line reached the file.
+        """
         handle = self._handle
-        handle.seek(0, os.SEEK_END)
-        offset = handle.tell()
-        handle.write(line)
-        handle.flush()
-        if self._durable:
-            os.fsync(handle.fileno())
+        offset = handle.seek(0, os.SEEK_END)
+        fd = handle.fileno()
+        try:
+            written = 0
+            while written < len(line):
+                written += os.write(fd, line[written:])
+            if self._durable:
+                os.fsync(fd)
+        except OSError as exc:
+            self._cut(offset)
+            raise JournalWriteError(
+                exc.errno, f"cannot write journal: {exc.strerror or exc}", os.fspath(self._path)
+            ) from exc
         return offset
+
+    def _cut(self, offset: int) -> None:
+        """Best effort: truncate the file to ``offset`` (readers skip a partial line anyway)."""
+        try:
+            os.ftruncate(self._handle.fileno(), offset)
+        except OSError as exc:
+            logger.warning("%s: cannot cut off a partial line: %s", self._path, exc)
 
     @property
     def path(self) -> Path:

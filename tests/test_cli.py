@@ -61,6 +61,7 @@ def test_directory_job_writes_outputs_and_a_summary(
     assert run(str(folder), "--out-dir", str(out), "--format", "txt", "--format", "srt") == 0
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*"))
     assert written == [
+        ".speakeasy-job.lock",
         "day1/intro.srt",
         "day1/intro.txt",
         "day2/intro.srt",
