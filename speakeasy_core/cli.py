@@ -5,31 +5,56 @@
     speakeasy-core transcribe /shared/audio --out-dir /shared/out --ray-address auto
     speakeasy-core backends                                  # lists backends
 
-Exit status: 0 when every input was transcribed, 1 when any input failed, 2 for a
-usage error, 3 when the job could not run at all (e.g. the model failed to load).
+Exit status (docs/jobs.md): 0 when every input was transcribed, 1 when any input
+failed, 2 for a usage error, 3 when the job could not run or had to stop (a model that
+does not load, an out-dir that cannot be written or is in use, a full disk, an unsafe
+temp dir; one line names the path and the cause, ``-v`` adds the traceback), and
+128 + the signal number when interrupted: 130 for Ctrl-C (SIGINT), 143 for SIGTERM,
+129 for SIGHUP. Finished results are kept in every case.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 
 from .backends import available_backends
 from .distributed import RayPool, TranscriberSpec, probe, ray_session, run_ray_job
-from .errors import SpeakEasyError
+from .errors import Interrupted, SpeakEasyError
 from .formats import available_formats, render
-from .job import JobInput, JobSummary, expand_inputs, options_for_formats, run_job
+from .job import (
+    JobInput,
+    JobSummary,
+    expand_inputs,
+    job_lock,
+    options_for_formats,
+    plan_outputs,
+    prepare_out_dir,
+    run_job,
+)
+from .tempfiles import TempWorkspace
 from .transcriber import Transcriber
 from .types import TranscribeOptions
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
+EXIT_CTRL_C = 128 + signal.SIGINT
+#: Signals that stop a job like Ctrl-C does (those this platform has).
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name)
+)
 
 
 def _positive_int(text: str) -> int:
@@ -99,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-progress", action="store_true", help="hide the progress bar (shown on a terminal)"
     )
+    run.add_argument(
+        "--temp-dir",
+        help="where converted audio goes (default: a private folder in the system temp "
+        "dir); must be yours and not writable by others, else a private folder in it is used",
+    )
     ray = run.add_argument_group(
         "Ray cluster",
         "run the --out-dir job on a Ray cluster (the ray extra); see docs/scale-out.md",
@@ -143,7 +173,12 @@ def _spec(args: argparse.Namespace) -> TranscriberSpec:
         timestamps=args.timestamps,
     )
     return TranscriberSpec(
-        args.backend, args.model, device=args.device, batch_size=args.batch_size, options=options
+        args.backend,
+        args.model,
+        device=args.device,
+        batch_size=args.batch_size,
+        workspace_root=args.temp_dir,
+        options=options,
     )
 
 
@@ -170,8 +205,9 @@ def _print_transcripts(transcriber: Transcriber, inputs: list[JobInput], fmt: st
 def _summarise(summary: JobSummary, out_dir: Path, seconds: float) -> None:
     for source, error in summary.failures:
         sys.stderr.write(f"failed: {source}: {error}\n")
+    rewritten = f" ({summary.rewritten} with outputs rewritten)" if summary.rewritten else ""
     sys.stderr.write(
-        f"{summary.transcribed} transcribed, {summary.skipped} already done, "
+        f"{summary.transcribed} transcribed, {summary.skipped} already done{rewritten}, "
         f"{summary.failed} failed, of {summary.total} inputs "
         f"({summary.audio_seconds:.1f} s of audio in {seconds:.1f} s) -> {out_dir}\n"
     )
@@ -204,9 +240,18 @@ def _transcribe(args: argparse.Namespace) -> int:
     if on_ray and args.out_dir is None:
         _error("--ray needs --out-dir")
         return EXIT_USAGE
-    inputs = list(expand_inputs(args.paths))
-    if on_ray:
-        return _run_on_ray(args, inputs, formats)
+    inputs = plan_outputs(expand_inputs(args.paths), formats)
+    with ExitStack() as stack:
+        # Everything about where results go is checked before the model loads.
+        if args.out_dir is not None:
+            stack.enter_context(job_lock(prepare_out_dir(args.out_dir)))
+        if on_ray:
+            return _run_on_ray(args, inputs, formats)
+        TempWorkspace(args.temp_dir).cleanup()
+        return _run_here(args, inputs, formats)
+
+
+def _run_here(args: argparse.Namespace, inputs: list[JobInput], formats: list[str]) -> int:
     with _transcriber(args) as transcriber:
         transcriber.options = options_for_formats(
             transcriber.options, formats, transcriber.capabilities
@@ -220,6 +265,43 @@ def _transcribe(args: argparse.Namespace) -> int:
         return EXIT_FAILED if summary.failed else EXIT_OK
 
 
+@contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """For the block, :data:`STOP_SIGNALS` raise :class:`Interrupted` as Ctrl-C raises
+    KeyboardInterrupt (once: a repeat is ignored while the job cleans up). A signal
+    already ignored (``nohup``) stays ignored; outside the main thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopping = False
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise Interrupted(signum, signal.Signals(signum).name)
+
+    previous = {}
+    for number in STOP_SIGNALS:
+        if signal.getsignal(number) is signal.SIG_DFL:
+            previous[number] = signal.signal(number, interrupt)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _fatal(exc: BaseException, verbose: int) -> None:
+    """One line naming the path and the cause; the traceback too with ``-v``."""
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, OSError) and not isinstance(exc, SpeakEasyError) and exc.filename:
+        _error(f"{os.fsdecode(exc.filename)}: {exc.strerror}")
+    else:
+        _error(str(exc))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -229,13 +311,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write("\n".join(available_backends()) + "\n")
         return EXIT_OK
     try:
-        return _transcribe(args)
-    except SpeakEasyError as exc:
-        _error(str(exc))
+        with _stop_signals_interrupt():
+            return _transcribe(args)
+    except (SpeakEasyError, OSError) as exc:
+        _fatal(exc, args.verbose)
         return EXIT_FATAL
-    except KeyboardInterrupt:
-        _error("interrupted; finished results are kept (rerun with --resume)")
-        return 130
+    except KeyboardInterrupt as exc:
+        name = exc.name if isinstance(exc, Interrupted) else "Ctrl-C"
+        _error(f"interrupted ({name}); finished results are kept (rerun with --resume)")
+        return exc.exit_status if isinstance(exc, Interrupted) else EXIT_CTRL_C
 
 
 if __name__ == "__main__":

@@ -286,6 +286,7 @@ def _new_file(
     prefix: str,
     suffix: str,
     policy: RetryPolicy,
+    *,
     mode: int = 0o600,
 ) -> Iterator[tuple[Path, BinaryIO]]:
     """A new unique file (``mode`` less the umask): fsynced and closed after the block,
@@ -304,6 +305,12 @@ def _new_file(
             yield path, handle
             if not handle.closed:
                 _sync(handle, path, ops)
+    except TempFileError:
+        _discard(path, policy, ops)
+        raise
+    except OSError as exc:  # the block's own writes (a full disk): the file's error
+        _discard(path, policy, ops)
+        raise _failure("write", path, exc) from exc
     except BaseException:
         _discard(path, policy, ops)
         raise
@@ -390,7 +397,7 @@ def atomic_write_bytes(
     target = Path(path)
     fs = _OS_OPS if ops is None else ops
     prefix = f".{_fit_bytes(target.name, _MAX_STEM)}."
-    with _new_file(fs, target.parent, prefix, ".tmp", policy, mode) as (temp, handle):
+    with _new_file(fs, target.parent, prefix, ".tmp", policy, mode=mode) as (temp, handle):
         _write(handle, data, temp)
     try:
         _replace(temp, target, policy, fs)
@@ -665,9 +672,7 @@ def _resolve_root(
     return _checked_root(base / _private_name(), ops, create=create)
 
 
-def trusted_root(
-    root: str | os.PathLike[str] | None = None, *, ops: FileOps | None = None
-) -> Path:
+def trusted_root(root: str | os.PathLike[str] | None = None, *, ops: FileOps | None = None) -> Path:
     """The checked directory workspaces go in for ``root`` (default :func:`default_root`),
     created (0700) if missing.
 
@@ -702,8 +707,9 @@ class TempWorkspace:
     """A private per-job temp directory, removed with everything in it on exit.
 
     The directory (mode 0700) is created at construction under ``root``, checked as
-    :func:`trusted_root` says (default :func:`default_root`), and records ``owner`` (default: this process) so that
-    :func:`sweep_stale` can remove it if the process dies. Files made through the
+    :func:`trusted_root` says (default :func:`default_root`), and records ``owner``
+    (default: this process) so that :func:`sweep_stale` can remove it if the process
+    dies. Files made through the
     workspace are tracked; on exit from the ``with`` block (normal, exception or
     Ctrl-C, which still propagates) everything is deleted with retries. Files still
     locked after the retry budget are reported in the :class:`CleanupReport` and
@@ -780,7 +786,8 @@ class TempWorkspace:
         """Create a new file (exclusive, 0600) and yield ``(path, handle)``.
 
         When the block exits the handle is flushed, fsynced and closed (closing it
-        yourself first is fine); if the block raises, the file is removed.
+        yourself first is fine); if the block raises, the file is removed, and an
+        ``OSError`` (a full disk) comes out as :class:`TempFileError` naming the file.
         """
         self._check_open()
         _check_name_part("suffix", suffix)

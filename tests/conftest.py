@@ -24,4 +24,5 @@ settings.load_profile("ci")
 pytest_plugins = [
     "tests.fixtures.audio",
     "tests.fixtures.nemo_models",
+    "tests.hostile",
 ]

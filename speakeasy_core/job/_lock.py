@@ -23,7 +23,7 @@ _guard = threading.Lock()
 
 
 def prepare_out_dir(out_dir: str | os.PathLike[str]) -> Path:
-    """Create ``out_dir`` if needed and check that files can be made in it.
+    """Create ``out_dir`` if needed and check that it takes a (small) file.
 
     Raises :class:`~speakeasy_core.errors.OutputError` naming the folder and the cause
     (a regular file in the way, a read-only mount, no permission, a full disk).
@@ -34,8 +34,10 @@ def prepare_out_dir(out_dir: str | os.PathLike[str]) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".speakeasy-probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        try:
+            probe.write_bytes(b"speakeasy_core checks that this disk takes data\n")
+        finally:
+            probe.unlink(missing_ok=True)
     except OSError as exc:
         raise OutputError(
             exc.errno, f"cannot write in the output folder: {exc.strerror or exc}", os.fspath(out)

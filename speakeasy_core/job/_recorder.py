@@ -205,7 +205,9 @@ class JobRecorder:
         if exc.errno in STOP_ERRNOS:
             raise exc
         logger.warning("%s", exc)
-        self._journal_result(key, failed(result.source, exc, backend=result.backend, model=result.model))
+        self._journal_result(
+            key, failed(result.source, exc, backend=result.backend, model=result.model)
+        )
 
     def record(self, key: str, item: JobInput, result: TranscriptionResult) -> None:
         """Write ``result`` for ``item`` in every format (if it succeeded), then journal it.
