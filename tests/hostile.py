@@ -80,6 +80,11 @@ class Mounts:
         self._mounted.append(where)
         return where
 
+    def remount(self, where: Path) -> None:
+        """Unmount the ext4 made by :meth:`ext4` on ``where`` and mount it again."""
+        _run("umount", str(where))
+        _run("mount", "-o", "loop", str(self._scratch / f"{where.name}.img"), str(where))
+
     def unmount(self, where: Path) -> None:
         self._mounted.remove(where)
         subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)
