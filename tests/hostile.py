@@ -145,7 +145,7 @@ def write_clip(path: Path, seconds: float = 0.5, rate: int = 16000, channels: in
     frames = int(seconds * rate)
     samples = np.full((frames, channels), 0.1, dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, samples, rate)
+    sf.write(os.fsencode(path), samples, rate)  # soundfile encodes a str path strictly
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -19,10 +20,12 @@ from hypothesis import strategies as st
 
 from speakeasy_core import Transcriber
 from speakeasy_core.backends import Capabilities, PreparedAudio
+from speakeasy_core.errors import OutputError, TempFileError
 from speakeasy_core.job import JOURNAL_NAME, JobInput, options_for_formats, run_job
 from speakeasy_core.journal import read_journal
 from speakeasy_core.testing import MockBackend
 from speakeasy_core.types import TranscribeOptions
+from tests.hostile import Mounts
 
 N_FILES = 12
 
@@ -176,3 +179,60 @@ def test_subtitle_formats_ask_for_timestamps_only_where_the_backend_has_them() -
     assert options_for_formats(plain, ["vtt"], timed).timestamps
     assert options_for_formats(plain, ["txt", "json"], timed) == plain
     assert options_for_formats(plain, ["srt"], Capabilities()) == plain
+
+
+def test_a_full_output_disk_stops_the_job_before_journaling_that_input(
+    corpus: list[JobInput], tmp_path: Path, mounts: Mounts
+) -> None:
+    """Outputs on a tiny disk, the journal elsewhere: the input whose output did not fit
+    is not journaled, and resume after freeing space completes the set."""
+    disk = mounts.tmpfs(tmp_path / "disk", "64k")
+    journal = tmp_path / "journal.jsonl"
+    long = "x" * 20_000
+
+    def says_a_lot(item: PreparedAudio, options: TranscribeOptions) -> str:
+        return long
+
+    with pytest.raises(OutputError, match="No space left on device") as info:
+        run_job(Transcriber(MockBackend(says_a_lot)), corpus, disk, journal_path=journal)
+    assert info.value.errno == errno.ENOSPC
+    done = ok_sources(journal)
+    assert 0 < len(done) < N_FILES
+    for item in corpus:
+        output = disk / f"{item.stem}.txt"
+        assert (str(item.path) in done) == output.exists()
+        if output.exists():
+            assert output.read_text(encoding="utf-8") == long + "\n"
+    mounts.resize(disk, "2m")
+    summary = run_job(
+        Transcriber(MockBackend(says_a_lot)), corpus, disk, journal_path=journal, resume=True
+    )
+    assert (summary.skipped, summary.transcribed) == (len(done), N_FILES - len(done))
+
+
+def test_a_temp_dir_gone_read_only_mid_job_stops_it_cleanly(tmp_path: Path, mounts: Mounts) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir(mode=0o700)
+    inputs = []
+    for i in range(4):  # 44.1 kHz: every input is converted in the temp dir
+        path = tmp_path / "in" / f"c{i}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, np.full(4410, 0.1, dtype=np.float32), 44100)
+        inputs.append(JobInput(path, f"c{i}"))
+    calls = 0
+
+    def freezes_the_temp_dir(item: PreparedAudio, options: TranscribeOptions) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            mounts.read_only(temp)
+        return name_of(item, options)
+
+    out = tmp_path / "out"
+    transcriber = Transcriber(
+        MockBackend(freezes_the_temp_dir), batch_size=1, window=1, workspace_root=temp
+    )
+    with pytest.raises(TempFileError, match="Read-only file system"):
+        run_job(transcriber, inputs, out)
+    assert len(ok_sources(out / JOURNAL_NAME)) == 2
+    assert sorted(p.name for p in out.glob("*.txt")) == ["c0.txt", "c1.txt"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -15,9 +16,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from speakeasy_core.errors import InputNotFoundError, InvalidOptionError, JournalError
+from speakeasy_core.errors import (
+    InputNotFoundError,
+    InvalidOptionError,
+    JournalError,
+    JournalWriteError,
+)
 from speakeasy_core.journal import Journal, array_key, job_key, read_journal
 from speakeasy_core.types import Segment, TranscribeOptions, TranscriptionResult, Word
+from tests.hostile import Mounts, fill
 
 HEADER: dict[str, Any] = {
     "backend": "parakeet",
@@ -389,3 +396,67 @@ def test_resume_after_a_kill_at_any_byte_equals_one_uninterrupted_run(
         with Journal.open(path, header=HEADER) as journal:
             assert journal.done_keys() == set(ok_keys)
             assert all(journal.get(key) == latest[key] for key in ok_keys)
+
+
+# --- a hostile disk and hostile names ---------------------------------------------------
+
+
+def test_a_full_disk_at_the_header_is_a_journal_write_error_leaving_no_header(
+    tmp_path: Path, mounts: Mounts
+) -> None:
+    disk = mounts.tmpfs(tmp_path / "disk", "64k")
+    fill(disk)
+    with pytest.raises(JournalWriteError, match="No space left on device") as info:
+        Journal.open(disk / "j.jsonl", header=HEADER)
+    assert isinstance(info.value, OSError)
+    assert info.value.errno == errno.ENOSPC
+    assert (disk / "j.jsonl").read_bytes() == b""
+    (disk / "filler").unlink()
+    with Journal.open(disk / "j.jsonl", header=HEADER) as journal:  # space freed: it works
+        journal.append("a", ok("a.wav"))
+    assert [key for key, _ in read_journal(disk / "j.jsonl")] == ["a"]
+
+
+def test_a_full_disk_mid_line_cuts_the_partial_line_off(tmp_path: Path, mounts: Mounts) -> None:
+    disk = mounts.tmpfs(tmp_path / "disk", "64k")
+    path = disk / "j.jsonl"
+    with Journal.open(path, header=HEADER) as journal:
+        journal.append("a", ok("a.wav"))
+        before = path.read_bytes()
+        fill(disk, leave=4096)  # room for part of the next line only
+        with pytest.raises(JournalWriteError, match="No space left on device"):
+            journal.append("b", ok("b.wav", text="x" * 20_000))
+        assert path.read_bytes() == before  # nothing half-written is left
+        assert journal.done_keys() == {"a"}
+    (disk / "filler").unlink()
+    with Journal.open(path, header=HEADER, resume=True) as journal:
+        assert journal.done_keys() == {"a"}
+        journal.append("b", ok("b.wav", text="x" * 20_000))
+    assert [key for key, _ in read_journal(path)] == ["a", "b"]
+
+
+def test_a_journal_on_a_read_only_mount_cannot_be_opened(tmp_path: Path, mounts: Mounts) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mounts.read_only(folder)
+    with pytest.raises(JournalWriteError, match="Read-only file system") as info:
+        Journal.open(folder / "j.jsonl", header=HEADER)
+    assert info.value.errno == errno.EROFS
+
+
+@pytest.mark.skipif(os.name != "posix", reason="undecodable file names exist on POSIX only")
+def test_non_utf8_sources_round_trip_through_the_journal(tmp_path: Path) -> None:
+    raw = b"/data/r\xe9union \xff.wav"
+    source = os.fsdecode(raw)
+    path = tmp_path / "j.jsonl"
+    with Journal.open(path, header=HEADER) as journal:
+        journal.append("a", ok(source))
+        journal.append(
+            "b", TranscriptionResult(source=source, error=f"{source}: x", error_type="E")
+        )
+        assert journal.get("a") == ok(source)
+    path.read_bytes().decode("ascii")  # plain ASCII JSON, \udcXX escapes
+    (first, a), (_, b) = read_journal(path)
+    assert first == "a"
+    assert os.fsencode(a.source) == raw
+    assert os.fsencode(b.source) == raw
