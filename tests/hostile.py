@@ -102,7 +102,9 @@ def mounts(tmp_path: Path) -> Iterator[Mounts]:
     probe = tmp_path / "mount-probe"
     probe.mkdir()
     made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(probe)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(probe)],
+        capture_output=True,
+        check=False,
     )
     if made.returncode != 0:
         pytest.skip(f"mount is not permitted here: {made.stderr.decode().strip()}")
@@ -174,14 +176,12 @@ def cli_child(
     command = [sys.executable, str(CHILD), str(hang_after), str(text_bytes)]
     command += ["transcribe", "--backend", "slowmock", "--no-progress", "--batch-size", "1"]
 
-    def ignore_signals() -> None:
-        for number in ignore:
-            signal.signal(number, signal.SIG_IGN)
-
-    return subprocess.Popen(
-        [*command, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=ignore_signals if ignore else None,
-    )
+    # an ignored disposition is inherited by the child, through exec
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in ignore}
+    try:
+        return subprocess.Popen(
+            [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

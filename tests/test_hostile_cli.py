@@ -18,7 +18,6 @@ import pytest
 from speakeasy_core.backends import PreparedAudio, register_backend, unregister_backend
 from speakeasy_core.cli import main
 from speakeasy_core.job import JOURNAL_NAME
-from speakeasy_core.journal import read_journal
 from speakeasy_core.testing import MockBackend
 from speakeasy_core.types import TranscribeOptions
 from tests.hostile import Mounts, cli_child, fill, ok_sources, shut_down, wait_for, write_clip
@@ -167,7 +166,7 @@ def test_verbose_adds_the_traceback(
     [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGHUP, 129, "SIGHUP"), (signal.SIGINT, 130, None)],
 )
 def test_a_signal_keeps_finished_results_and_removes_the_workspace(
-    clips: Path, tmp_path: Path, spy: Spy, signum: int, status: int, name: str | None
+    tmp_path: Path, spy: Spy, *, signum: int, status: int, name: str | None
 ) -> None:
     out, temp = tmp_path / "out", tmp_path / "temp"
     temp.mkdir(mode=0o700)
