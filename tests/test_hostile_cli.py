@@ -9,6 +9,7 @@ import os
 import signal
 import stat
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,27 @@ def test_unusable_temp_dir_fails_before_the_model_loads(
     assert run(str(clips), "--out-dir", str(tmp_path / "out"), "--temp-dir", str(temp)) == 3
     line = one_line_error(capsys.readouterr().err)
     assert str(temp) in line
+    assert "Read-only file system" in line
+    assert spy.loads == 0
+
+
+def test_read_only_system_temp_dir_fails_before_the_model_loads(
+    clips: Path,
+    tmp_path: Path,
+    spy: Spy,
+    mounts: Mounts,
+    *,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A read-only container: no --temp-dir, and the system temp dir takes nothing."""
+    system_temp = tmp_path / "tmp"
+    system_temp.mkdir()
+    mounts.read_only(system_temp)
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    assert run(str(clips), "--out-dir", str(tmp_path / "out")) == 3
+    line = one_line_error(capsys.readouterr().err)
+    assert f"{system_temp / f'speakeasy_core-{os.getuid()}'}: cannot create the temp root" in line
     assert "Read-only file system" in line
     assert spy.loads == 0
 
@@ -360,6 +382,26 @@ def test_a_blocked_output_is_that_inputs_error_and_resume_retries_it(
     assert run(str(clips), "--out-dir", str(out), "--resume") == 0
     assert "1 transcribed, 5 already done, 0 failed" in capsys.readouterr().err
     assert blocked.read_text(encoding="utf-8") == "hello clip2\n"
+
+
+def test_a_file_where_an_output_folder_goes_is_those_inputs_error(
+    tmp_path: Path, spy: Spy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("day1/a.wav", "day2/b.wav"):
+        write_clip(tmp_path / "in" / name)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "day2").write_text("a file where a folder goes", encoding="utf-8")
+    assert run(str(tmp_path / "in"), "--out-dir", str(out)) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"failed: {tmp_path / 'in' / 'day2' / 'b.wav'}: OutputError: {out / 'day2' / 'b.txt'}"
+        in err
+    )
+    assert (out / "day1" / "a.txt").is_file()
+    (out / "day2").unlink()
+    assert run(str(tmp_path / "in"), "--out-dir", str(out), "--resume") == 0
+    assert (out / "day2" / "b.txt").read_text(encoding="utf-8") == "hello b\n"
 
 
 def test_an_unwritable_output_folder_is_those_inputs_error(
