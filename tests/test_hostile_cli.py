@@ -92,6 +92,17 @@ def outputs_of_journal(out: Path, fmt: str = "txt") -> dict[str, str]:
     return texts
 
 
+def fails_before_the_model_loads(
+    spy: Spy, capsys: pytest.CaptureFixture[str], args: list[str], path: Path, cause: str
+) -> None:
+    """The job exits 3 with one line naming ``path`` and ``cause``; no model was loaded."""
+    assert run(*args) == 3
+    line = one_line_error(capsys.readouterr().err)
+    assert str(path) in line
+    assert cause in line
+    assert spy.loads == 0
+
+
 # -- 1. one line, exit 3, before the model loads -----------------------------------------
 
 
@@ -100,11 +111,8 @@ def test_out_dir_that_is_a_file_fails_before_the_model_loads(
 ) -> None:
     blocker = tmp_path / "out"
     blocker.write_text("a file, not a folder", encoding="utf-8")
-    assert run(str(clips), "--out-dir", str(blocker)) == 3
-    line = one_line_error(capsys.readouterr().err)
-    assert str(blocker) in line
-    assert "not a directory" in line
-    assert spy.loads == 0
+    args = [str(clips), "--out-dir", str(blocker)]
+    fails_before_the_model_loads(spy, capsys, args, blocker, "not a directory")
 
 
 def test_out_dir_on_a_read_only_mount_fails_before_the_model_loads(
@@ -114,11 +122,8 @@ def test_out_dir_on_a_read_only_mount_fails_before_the_model_loads(
     locked.mkdir()
     mounts.read_only(locked)
     for out in (locked, locked / "new" / "out"):
-        assert run(str(clips), "--out-dir", str(out)) == 3
-        line = one_line_error(capsys.readouterr().err)
-        assert str(locked) in line
-        assert "Read-only file system" in line
-    assert spy.loads == 0
+        args = [str(clips), "--out-dir", str(out)]
+        fails_before_the_model_loads(spy, capsys, args, locked, "Read-only file system")
 
 
 def test_full_out_disk_at_start_fails_before_the_model_loads(
@@ -126,11 +131,8 @@ def test_full_out_disk_at_start_fails_before_the_model_loads(
 ) -> None:
     disk = mounts.tmpfs(tmp_path / "disk", "64k")
     fill(disk)
-    assert run(str(clips), "--out-dir", str(disk / "out")) == 3
-    line = one_line_error(capsys.readouterr().err)
-    assert str(disk / "out") in line
-    assert "No space left on device" in line
-    assert spy.loads == 0
+    args = [str(clips), "--out-dir", str(disk / "out")]
+    fails_before_the_model_loads(spy, capsys, args, disk / "out", "No space left on device")
 
 
 def test_unusable_temp_dir_fails_before_the_model_loads(
@@ -139,11 +141,8 @@ def test_unusable_temp_dir_fails_before_the_model_loads(
     temp = tmp_path / "temp"
     temp.mkdir(mode=0o700)
     mounts.read_only(temp)
-    assert run(str(clips), "--out-dir", str(tmp_path / "out"), "--temp-dir", str(temp)) == 3
-    line = one_line_error(capsys.readouterr().err)
-    assert str(temp) in line
-    assert "Read-only file system" in line
-    assert spy.loads == 0
+    args = [str(clips), "--out-dir", str(tmp_path / "out"), "--temp-dir", str(temp)]
+    fails_before_the_model_loads(spy, capsys, args, temp, "Read-only file system")
 
 
 def test_read_only_system_temp_dir_fails_before_the_model_loads(
@@ -160,11 +159,9 @@ def test_read_only_system_temp_dir_fails_before_the_model_loads(
     system_temp.mkdir()
     mounts.read_only(system_temp)
     monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
-    assert run(str(clips), "--out-dir", str(tmp_path / "out")) == 3
-    line = one_line_error(capsys.readouterr().err)
-    assert f"{system_temp / f'speakeasy_core-{os.getuid()}'}: cannot create the temp root" in line
-    assert "Read-only file system" in line
-    assert spy.loads == 0
+    root = system_temp / f"speakeasy_core-{os.getuid()}"
+    args = [str(clips), "--out-dir", str(tmp_path / "out")]
+    fails_before_the_model_loads(spy, capsys, args, root, "cannot create the temp root")
 
 
 def test_verbose_adds_the_traceback(
@@ -355,11 +352,8 @@ def test_temp_dir_full_before_the_job_is_a_clean_stop(
 ) -> None:
     temp = mounts.tmpfs(tmp_path / "temp", "64k")
     fill(temp)
-    assert run(str(clips), "--out-dir", str(tmp_path / "out"), "--temp-dir", str(temp)) == 3
-    line = one_line_error(capsys.readouterr().err)
-    assert "No space left on device" in line
-    assert str(temp) in line
-    assert spy.loads == 0
+    args = [str(clips), "--out-dir", str(tmp_path / "out"), "--temp-dir", str(temp)]
+    fails_before_the_model_loads(spy, capsys, args, temp, "No space left on device")
 
 
 # -- 6. per-file output errors ---------------------------------------------------------

@@ -196,9 +196,8 @@ class JobRecorder:
                 written.append(item.write(result, self._out, fmt))
             except OSError as exc:
                 target = os.fspath(item.output(self._out, fmt))
-                raise OutputError(
-                    exc.errno, f"cannot write output: {exc.strerror or exc}", target
-                ) from exc
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise OutputError(exc.errno, f"cannot write output: {reason}", target) from exc
         _sync_folders(written)
 
     def _fail(self, key: str, result: TranscriptionResult, exc: OutputError) -> None:
