@@ -22,12 +22,14 @@ import pytest
 import soundfile as sf
 
 from speakeasy_core.journal import read_journal
+from speakeasy_core.tempfiles import deferred_cleanups
 
 __all__ = [
     "CHILD",
     "Mounts",
     "cli_child",
     "fill",
+    "no_pending_cleanups",
     "ok_sources",
     "shut_down",
     "wait_for",
@@ -116,6 +118,13 @@ def mounts(tmp_path: Path) -> Iterator[Mounts]:
         yield made_mounts
     finally:
         made_mounts.close()
+
+
+@pytest.fixture
+def no_pending_cleanups() -> Iterator[None]:
+    """Fail a test that leaves a workspace cleanup pending (it would leak into others)."""
+    yield
+    assert deferred_cleanups() == (), "a test left a workspace cleanup pending"
 
 
 def shut_down(mountpoint: Path) -> None:

@@ -26,6 +26,8 @@ from tests.hostile import Mounts, cli_child, fill, ok_sources, shut_down, wait_f
 N_CLIPS = 6
 LONG_TEXT = 20_000  # bytes of text per input where a disk must fill up
 
+pytestmark = pytest.mark.usefixtures("no_pending_cleanups")
+
 
 def greet(item: PreparedAudio, options: TranscribeOptions) -> str:
     return f"hello {Path(item.key).stem}"

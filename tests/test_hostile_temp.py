@@ -26,7 +26,10 @@ from speakeasy_core.tempfiles import (
 )
 from speakeasy_core.testing import MockBackend
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX owners, modes and symlinks")
+pytestmark = [
+    pytest.mark.skipif(os.name != "posix", reason="POSIX owners, modes and symlinks"),
+    pytest.mark.usefixtures("no_pending_cleanups"),
+]
 
 NOBODY = 65534
 

@@ -23,6 +23,7 @@ from speakeasy_core.backends import Capabilities, PreparedAudio
 from speakeasy_core.errors import OutputError, TempFileError
 from speakeasy_core.job import JOURNAL_NAME, JobInput, options_for_formats, run_job
 from speakeasy_core.journal import read_journal
+from speakeasy_core.tempfiles import deferred_cleanups, retry_deferred
 from speakeasy_core.testing import MockBackend
 from speakeasy_core.types import TranscribeOptions
 from tests.hostile import Mounts
@@ -234,6 +235,10 @@ def test_a_temp_dir_gone_read_only_mid_job_stops_it_cleanly(tmp_path: Path, moun
     )
     with pytest.raises(TempFileError, match="Read-only file system"):
         run_job(transcriber, inputs, out)
+    assert deferred_cleanups() != ()  # the workspace could not be removed: retried at exit
+    mounts.unmount(temp)
+    assert retry_deferred().clean
+    assert list(temp.iterdir()) == []
     # c1 was transcribed, but today the engine raises on deleting its temp wav before
     # handing the result over (batch.py; see the job docs), so only c0 may be journaled
     done = ok_sources(out / JOURNAL_NAME)

@@ -25,6 +25,8 @@ from tests.hostile import write_clip
 DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"{p}{n}" for p in ("COM", "LPT") for n in range(1, 10))}
 HASHED = re.compile(r"~[0-9a-f]{8}$")
 
+pytestmark = pytest.mark.usefixtures("no_pending_cleanups")
+
 
 def stems(*paths: str, formats: tuple[str, ...] = ("txt",)) -> list[str]:
     return [item.stem for item in plan_outputs(expand_inputs(paths), formats)]
