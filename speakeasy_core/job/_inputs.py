@@ -154,7 +154,10 @@ def plan_outputs(inputs: Iterable[JobInput], formats: Sequence[str] = ("txt",)) 
     hash collision: never seen in practice).
     """
     budget = _budget(formats)
-    given = list(dict.fromkeys(inputs))  # the same file under the same name: once
+    unique: dict[tuple[Path, str], JobInput] = {}
+    for item in inputs:  # the same file under the same name, however spelled: once
+        unique.setdefault((item.path.resolve(), item.stem), item)
+    given = list(unique.values())
     items = []
     for item in given:
         parts = PurePosixPath(item.stem).parts
