@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidOptionError
-from .tempfiles import _json_text, atomic_write_text
+from .tempfiles import _json_text, atomic_write_bytes
 from .types import TranscriptionResult
 
 __all__ = [
@@ -121,7 +121,8 @@ def write_result(
     ``stem`` must be a plain file name (no folders). Two inputs given the same stem
     overwrite each other's output: choosing distinct stems is the caller's job (a job
     does it with :func:`~speakeasy_core.job.plan_outputs`). ``out_dir`` is created if
-    needed. The file's mode is the umask's, like any file the user creates.
+    needed. The file is UTF-8 (a lone surrogate in the text, which UTF-8 cannot hold,
+    becomes ``?``); its mode is the umask's, like any file the user creates.
     """
     if stem in ("", ".", "..") or any(char in stem for char in "/\\\0"):
         raise InvalidOptionError("stem", stem, "must be a plain file name without folders")
@@ -130,7 +131,8 @@ def write_result(
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}{output.extension}"
-    atomic_write_text(path, text, mode=0o666)
+    # UTF-8; a lone surrogate (a backend echoing an undecodable file name) becomes "?"
+    atomic_write_bytes(path, text.encode("utf-8", "replace"), mode=0o666)
     return path
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import stat
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -308,3 +310,28 @@ def test_write_result_with_unknown_format_writes_nothing(tmp_path: Path) -> None
     with pytest.raises(InvalidOptionError, match="docx"):
         formats.write_result(result(("x", 0, 1)), tmp_path, "docx", stem="a")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["txt", "srt", "vtt", "json"])
+def test_write_result_of_text_with_a_lone_surrogate_is_valid_utf8(tmp_path: Path, fmt: str) -> None:
+    """A backend may echo an undecodable file name (``os.fsdecode``) into its text."""
+    source = os.fsdecode(b"/in/r\xe9union.wav")
+    result = TranscriptionResult(source=source, text=f"about {source}", duration=1.0)
+    path = formats.write_result(result, tmp_path, fmt, stem="x")
+    text = path.read_bytes().decode("utf-8")
+    if fmt == "json":
+        assert TranscriptionResult.from_dict(json.loads(text)) == result  # \udcXX round trip
+    else:
+        assert "about /in/r?union.wav" in text
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX umask")
+def test_write_result_follows_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        path = formats.write_result(
+            TranscriptionResult(source="a.wav", text="hi"), tmp_path, "txt", stem="a"
+        )
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
