@@ -33,6 +33,7 @@ from speakeasy_core.errors import (
 )
 from speakeasy_core.testing import MockBackend
 from speakeasy_core.types import Segment, TranscribeOptions, Word
+from tests.fixtures.nemo_models import write_nemo_wav
 
 lhotse = pytest.importorskip("lhotse", reason="lhotse comes with the nemo extra")
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment  # noqa: E402
@@ -627,3 +628,45 @@ def test_is_lhotse(corpus: CutSet) -> None:
     assert is_lhotse(corpus[0].recording)
     assert not is_lhotse([corpus[0]])
     assert not is_lhotse("cuts.jsonl")
+
+
+# ---------------------------------------------------------------- a real tiny NeMo model
+
+
+@pytest.mark.nemo
+def test_tiny_nemo_transcribes_each_cut_as_its_own_file_and_round_trips(
+    tmp_path: Path, tiny_tdt_nemo: Path
+) -> None:
+    parts = []
+    for seed in range(3):
+        write_nemo_wav(tmp_path / f"part{seed}.wav", 1.0, seed=seed)
+        parts.append(sf.read(tmp_path / f"part{seed}.wav", dtype="int16")[0])
+    sf.write(tmp_path / "joined.wav", np.concatenate(parts), SR, subtype="PCM_16")
+    joined = Recording.from_file(tmp_path / "joined.wav")
+    cuts = CutSet.from_cuts(
+        fastcopy(joined.to_cut().truncate(offset=float(i), duration=1.0), id=f"part{i}")
+        for i in range(3)
+    )
+    path = tmp_path / "labelled.jsonl.gz"
+    with Transcriber("parakeet", tiny_tdt_nemo, device="cpu", timestamps=True) as transcriber:
+        results = transcriber.transcribe_batch(cuts)
+        alone = transcriber.transcribe_batch([tmp_path / f"part{i}.wav" for i in range(3)])
+        with CutSetWriter(path, cuts) as writer:
+            for result in results:
+                writer.record(result)
+
+    texts = [r.text for r in results]
+    assert texts == [r.text for r in alone]  # a cut is heard exactly as its own file
+    assert len(set(texts)) == 3  # and the three spans sound different to the model
+    back = CutSet.from_file(path).to_eager()
+    assert [(c.id, c.start, c.duration) for c in back] == [
+        (f"part{i}", float(i), 1.0) for i in range(3)
+    ]
+    for cut, result in zip(back, results, strict=True):
+        (supervision,) = cut.supervisions
+        assert supervision.text == result.text
+        assert supervision.custom["backend"] == "parakeet"
+        assert supervision.custom["model"] == result.model
+        words = supervision.alignment["word"]
+        assert [w.symbol for w in words] == [w.text for w in result.words]
+        assert all(cut.start <= w.start <= cut.end for w in words)  # on the recording's time line
