@@ -444,6 +444,10 @@ def test_round_trip_through_a_manifest_lhotse_reads_back(
         assert (ours.start, ours.duration) == (0.0, original.duration)
     assert back["mono-a"].supervisions[0].text == "reference"
     assert os.listdir(path.parent) == ["transcripts.jsonl.gz"]  # no temp file left
+    first = path.read_bytes()
+    assert first[4:8] == bytes(4)  # no time stamp in the gzip header: equal jobs, equal files
+    writer.close()
+    assert path.read_bytes() == first
 
 
 def _record_then_stop(writer: CutSetWriter, result: TranscriptionResult) -> None:
