@@ -100,6 +100,13 @@ def is_lhotse(value: object) -> bool:
     return isinstance(value, CutSet | RecordingSet | Cut | Recording)
 
 
+def _is_set(value: object) -> bool:
+    """A CutSet or RecordingSet (lhotse already imported)."""
+    from lhotse import CutSet, RecordingSet
+
+    return isinstance(value, CutSet | RecordingSet)
+
+
 # ----------------------------------------------------------------------------- in
 
 
@@ -270,10 +277,14 @@ class _MappedInputs:
 
     def __iter__(self) -> Iterator[Any]:
         for item in self._items:
-            if is_lhotse(item):
-                yield from _inputs_of(item, self._per_supervision)
-            else:
+            if not is_lhotse(item):
                 yield item
+            elif _is_set(item):
+                kind = type(item).__name__
+                reason = "a set is many inputs: pass it as the inputs of transcribe_batch"
+                raise InvalidOptionError("input", kind, reason)
+            else:
+                yield from _inputs_of(item, self._per_supervision)
 
 
 def as_inputs(inputs: Iterable[Any], *, per_supervision: bool = False) -> Iterable[Any]:
@@ -287,9 +298,7 @@ def as_inputs(inputs: Iterable[Any], *, per_supervision: bool = False) -> Iterab
     """
     if "lhotse" not in sys.modules:
         return inputs
-    from lhotse import CutSet, RecordingSet
-
-    if isinstance(inputs, CutSet | RecordingSet):
+    if _is_set(inputs):
         cuts = _cuts(inputs)
         if cuts.is_lazy:
             return (i for cut in _iter_cuts(cuts) for i in _inputs_of(cut, per_supervision))
@@ -297,7 +306,8 @@ def as_inputs(inputs: Iterable[Any], *, per_supervision: bool = False) -> Iterab
     if isinstance(inputs, _SizedInputs | _MappedInputs):
         return inputs
     mapped = _MappedInputs(inputs, per_supervision)
-    return mapped if hasattr(inputs, "__len__") else iter(mapped)
+    sized = hasattr(inputs, "__len__") and not per_supervision  # one input per item
+    return mapped if sized else iter(mapped)
 
 
 def load_manifest(path: str | os.PathLike[str]) -> CutSet:

@@ -236,6 +236,39 @@ def test_progress_counts_the_cuts_of_an_eager_cutset(tmp_path: Path, recorder: R
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
+def test_a_whole_set_as_one_input_is_a_typed_error(tmp_path: Path, recorder: Recorder) -> None:
+    cuts = CutSet.from_cuts([write(tmp_path / "s.wav", ramp(0.5)).to_cut()])
+    with pytest.raises(InvalidOptionError, match="transcribe_batch"):
+        Transcriber(recorder.backend).transcribe(cuts)
+
+
+def test_identity_describes_the_span_without_loading(tmp_path: Path) -> None:
+    path = tmp_path / "id.wav"
+    cut = fastcopy(write(path, np.stack([ramp(2.0), ramp(2.0)], axis=1)).to_cut(), id="x")
+    path.unlink()  # identity needs no audio
+    variants = [
+        cut,
+        cut.truncate(offset=0.5, preserve_id=True),
+        cut.truncate(duration=1.0, preserve_id=True),
+        cut.with_channels(1),
+    ]
+    identities = [next(iter(as_inputs([c]))).identity for c in variants]
+    assert identities[0] == next(iter(as_inputs([cut]))).identity  # deterministic
+    encoded = [json.dumps(i, sort_keys=True) for i in identities]
+    assert len(set(encoded)) == len(variants)
+    assert [i["key"] for i in identities] == [c.id for c in variants]
+
+
+def test_cut_inputs_survive_pickling(tmp_path: Path) -> None:
+    import pickle
+
+    cut = fastcopy(write(tmp_path / "p.wav", ramp(1.0)).to_cut().truncate(offset=0.5), id="p")
+    (item,) = as_inputs([cut])
+    copy = pickle.loads(pickle.dumps(item))
+    assert (copy.name, copy.sample_rate) == ("p", SR)
+    np.testing.assert_array_equal(copy.samples, item.samples)
+
+
 # ------------------------------------------------------------------ per supervision
 
 
