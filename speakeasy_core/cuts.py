@@ -557,7 +557,7 @@ class CutSetWriter:
                 written += 1
         atomic_write_bytes(self.path, buffer.getvalue(), policy=self._policy)
         if left_out:
-            logger.warning("%s: %d cuts left out (not transcribed)", self.path, len(left_out))
+            logger.warning("%s: left out %d cut(s) not fully transcribed", self.path, len(left_out))
         self.report = CutSetReport(self.path, written, tuple(left_out))
         return self.report
 
