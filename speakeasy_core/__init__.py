@@ -14,6 +14,7 @@ from .backends import (
     register_backend,
 )
 from .batch import AudioArray, AudioInput
+from .cuts import CutAudio, CutSetWriter, to_cutset
 from .errors import (
     AudioDecodeError,
     BackendError,
@@ -44,6 +45,8 @@ __all__ = [
     "BackendOutput",
     "BackendUnavailableError",
     "Capabilities",
+    "CutAudio",
+    "CutSetWriter",
     "EmptyAudioError",
     "InputError",
     "InputNotFoundError",
@@ -64,4 +67,5 @@ __all__ = [
     "available_backends",
     "read_manifest",
     "register_backend",
+    "to_cutset",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 from .backends.base import Backend, Capabilities, is_backend, validate_options
 from .backends.registry import create_backend
 from .batch import AudioArray, AudioInput, BatchEngine, ItemOutcome, ProgressCallback
+from .cuts import as_inputs
 from .errors import InvalidOptionError
 from .tempfiles import DEFAULT_POLICY, RetryPolicy, TempWorkspace, sweep_stale
 from .types import Task, TranscribeOptions, TranscriptionResult, failed
@@ -162,7 +163,11 @@ class Transcriber:
         sample_rate: int | None = None,
         **options: Unpack[OptionOverrides],
     ) -> list[TranscriptionResult]:
-        """Transcribe many inputs; one result per input, in order, errors per item."""
+        """Transcribe many inputs; one result per input, in order, errors per item.
+
+        A lhotse ``CutSet`` or ``RecordingSet`` gives one result per cut, keyed by cut id
+        (see :mod:`speakeasy_core.cuts`).
+        """
         return list(self.iter_transcribe(inputs, sample_rate=sample_rate, **options))
 
     def iter_transcribe(
@@ -210,6 +215,7 @@ class Transcriber:
     ) -> Iterator[ItemOutcome]:
         self.load()
         validate_options(options, self.backend.capabilities)
+        inputs = as_inputs(inputs)  # lhotse CutSet / RecordingSet / cuts: one input per cut
         total = len(inputs) if isinstance(inputs, Sized) else None
         items = (self._coerce(item, sample_rate) for item in inputs)
         with ExitStack() as stack:
