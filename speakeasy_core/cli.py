@@ -30,12 +30,16 @@ from pathlib import Path
 from types import FrameType
 
 from .backends import available_backends
+from .cuts import load_manifest
 from .distributed import RayPool, TranscriberSpec, probe, ray_session, run_ray_job
 from .errors import Interrupted, SpeakEasyError
 from .formats import available_formats, render
 from .job import (
+    LHOTSE_FORMAT,
+    LHOTSE_MANIFEST,
     JobInput,
     JobSummary,
+    cut_inputs,
     expand_inputs,
     job_lock,
     options_for_formats,
@@ -95,7 +99,19 @@ def _parser() -> argparse.ArgumentParser:
         "them. Without --out-dir the transcripts are printed; with it, one file per input "
         "and format is written and a journal makes the job resumable (--resume).",
     )
-    run.add_argument("paths", nargs="+", help="audio files or directories")
+    run.add_argument("paths", nargs="*", help="audio files or directories")
+    run.add_argument(
+        "--cuts",
+        type=Path,
+        metavar="MANIFEST",
+        help="transcribe the cuts of a lhotse CutSet or RecordingSet manifest "
+        "(.jsonl or .jsonl.gz) instead of files; each over its own span and channels",
+    )
+    run.add_argument(
+        "--per-supervision",
+        action="store_true",
+        help="with --cuts: one transcript per supervision segment (re-labelling a corpus)",
+    )
     run.add_argument(
         "--backend",
         help=f"one of: {', '.join(available_backends())} (default: whisper, "
@@ -106,8 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--format",
         action="append",
-        choices=available_formats(),
-        help="output format; repeat for several (default: txt)",
+        choices=[*available_formats(), LHOTSE_FORMAT],
+        help="output format; repeat for several (default: txt); lhotse writes one "
+        f"manifest of the --cuts with their new supervisions ({LHOTSE_MANIFEST})",
     )
     run.add_argument("--batch-size", type=_positive_int, default=16, help="inputs per model call")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -192,7 +209,7 @@ def _error(message: str) -> None:
 
 def _print_transcripts(transcriber: Transcriber, inputs: list[JobInput], fmt: str) -> int:
     failed = 0
-    for result in transcriber.iter_transcribe([item.path for item in inputs]):
+    for result in transcriber.iter_transcribe([item.audio for item in inputs]):
         if result.ok:
             sys.stdout.write(render(result, fmt).rstrip("\n") + "\n")
         else:
@@ -231,16 +248,36 @@ def _run_on_ray(args: argparse.Namespace, inputs: list[JobInput], formats: list[
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 
+def _usage_problem(args: argparse.Namespace, formats: list[str], on_ray: bool) -> str | None:
+    """What is wrong with the command line's combination of options, if anything."""
+    problems = [
+        (args.out_dir is None and len(formats) > 1, "several formats need --out-dir"),
+        (args.out_dir is None and LHOTSE_FORMAT in formats, "--format lhotse needs --out-dir"),
+        (on_ray and args.out_dir is None, "--ray needs --out-dir"),
+        (not args.paths and args.cuts is None, "give audio files or directories, or --cuts"),
+        (bool(args.paths) and args.cuts is not None, "give audio paths or --cuts, not both"),
+        (on_ray and args.cuts is not None, "--ray does not take --cuts yet"),
+        (args.per_supervision and args.cuts is None, "--per-supervision needs --cuts"),
+        (LHOTSE_FORMAT in formats and args.cuts is None, "--format lhotse needs --cuts"),
+    ]
+    return next((message for wrong, message in problems if wrong), None)
+
+
 def _transcribe(args: argparse.Namespace) -> int:
     formats = args.format or ["txt"]
-    if args.out_dir is None and len(formats) > 1:
-        _error("several formats need --out-dir")
-        return EXIT_USAGE
     on_ray = args.ray or args.ray_address is not None
-    if on_ray and args.out_dir is None:
-        _error("--ray needs --out-dir")
+    problem = _usage_problem(args, formats, on_ray)
+    if problem is not None:
+        _error(problem)
         return EXIT_USAGE
-    inputs = plan_outputs(expand_inputs(args.paths), formats)
+    file_formats = [fmt for fmt in formats if fmt != LHOTSE_FORMAT]
+    if args.cuts is None:
+        inputs = plan_outputs(expand_inputs(args.paths), file_formats)
+        job: object = inputs
+    else:
+        job = load_manifest(args.cuts)
+        found = cut_inputs(job, origin=args.cuts, per_supervision=args.per_supervision)
+        inputs = plan_outputs(found, file_formats)
     with ExitStack() as stack:
         # Everything about where results go is checked before the model loads.
         if args.out_dir is not None:
@@ -248,10 +285,14 @@ def _transcribe(args: argparse.Namespace) -> int:
         if on_ray:
             return _run_on_ray(args, inputs, formats)
         TempWorkspace(args.temp_dir).cleanup()
-        return _run_here(args, inputs, formats)
+        return _run_here(args, inputs, job, formats)
 
 
-def _run_here(args: argparse.Namespace, inputs: list[JobInput], formats: list[str]) -> int:
+def _run_here(
+    args: argparse.Namespace, inputs: list[JobInput], job: object, formats: list[str]
+) -> int:
+    """Run the job here: ``inputs`` are printed without --out-dir; ``job`` (the inputs,
+    or the CutSet they came from) is run into --out-dir."""
     with _transcriber(args) as transcriber:
         transcriber.options = options_for_formats(
             transcriber.options, formats, transcriber.capabilities
@@ -260,7 +301,14 @@ def _run_here(args: argparse.Namespace, inputs: list[JobInput], formats: list[st
             failed = _print_transcripts(transcriber, inputs, formats[0])
             return EXIT_FAILED if failed else EXIT_OK
         started = time.monotonic()
-        summary = run_job(transcriber, inputs, args.out_dir, formats=formats, resume=args.resume)
+        summary = run_job(
+            transcriber,
+            job,
+            args.out_dir,
+            formats=formats,
+            resume=args.resume,
+            per_supervision=args.per_supervision,
+        )
         _summarise(summary, args.out_dir, time.monotonic() - started)
         return EXIT_FAILED if summary.failed else EXIT_OK
 

@@ -90,6 +90,12 @@ def job_key(path: str | os.PathLike[str], options: Mapping[str, Any]) -> str:
     return _key("file", identity, options)
 
 
+def cut_key(identity: Mapping[str, object], options: Mapping[str, Any]) -> str:
+    """A stable key for a lhotse cut: its :attr:`~speakeasy_core.cuts.CutAudio.identity`
+    (key, recording, offset, duration, channels) and ``options``."""
+    return _key("cut", identity, options)
+
+
 def array_key(samples: npt.ArrayLike, sample_rate: int, options: Mapping[str, Any]) -> str:
     """A stable key for in-memory audio: a hash of its content, shape, dtype and rate."""
     array = np.ascontiguousarray(samples)

@@ -19,7 +19,7 @@ lhotse is imported only when it is already loaded or a manifest path is opened, 
 this module costs nothing without the ``nemo`` extra.
 """
 
-from ._common import MANIFEST_SUFFIXES, is_lhotse, supervision_key
+from ._common import MANIFEST_SUFFIXES, as_cutset, is_lhotse, is_set, supervision_key
 from ._inputs import CutAudio, as_inputs, load_manifest
 from ._labels import to_cutset
 from ._writer import CutSetReport, CutSetWriter
@@ -29,8 +29,10 @@ __all__ = [
     "CutAudio",
     "CutSetReport",
     "CutSetWriter",
+    "as_cutset",
     "as_inputs",
     "is_lhotse",
+    "is_set",
     "load_manifest",
     "supervision_key",
     "to_cutset",

@@ -11,7 +11,7 @@ Output names are decided before the job starts (:func:`plan_outputs`); one job r
 per output folder at a time (:func:`job_lock`). docs/jobs.md lists the guarantees.
 """
 
-from ._inputs import AUDIO_SUFFIXES, NAME_MAX, JobInput, expand_inputs, plan_outputs
+from ._inputs import AUDIO_SUFFIXES, NAME_MAX, JobInput, cut_inputs, expand_inputs, plan_outputs
 from ._lock import LOCK_NAME, job_lock, prepare_out_dir
 from ._recorder import (
     JOURNAL_NAME,
@@ -21,17 +21,20 @@ from ._recorder import (
     job_header,
     options_for_formats,
 )
-from ._run import run_job
+from ._run import LHOTSE_FORMAT, LHOTSE_MANIFEST, run_job
 
 __all__ = [
     "AUDIO_SUFFIXES",
     "JOURNAL_NAME",
+    "LHOTSE_FORMAT",
+    "LHOTSE_MANIFEST",
     "LOCK_NAME",
     "NAME_MAX",
     "STOP_ERRNOS",
     "JobInput",
     "JobRecorder",
     "JobSummary",
+    "cut_inputs",
     "expand_inputs",
     "job_header",
     "job_lock",

@@ -30,12 +30,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from ..cuts import CutAudio, as_inputs
 from ..errors import InvalidOptionError
 from ..formats import get_format, write_result
 from ..tempfiles import _fit_bytes, _name_bytes
 from ..types import TranscriptionResult
 
-__all__ = ["AUDIO_SUFFIXES", "NAME_MAX", "JobInput", "expand_inputs", "plan_outputs"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "NAME_MAX",
+    "JobInput",
+    "cut_inputs",
+    "expand_inputs",
+    "plan_outputs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +64,30 @@ _UNSAFE = re.compile("[\ud800-\udfff\\\\]")  # undecodable bytes; a backslash
 @dataclass(frozen=True)
 class JobInput:
     """An input file and the output name its transcripts get: no extension, ``/``-separated
-    folders allowed (``"day1/intro"`` writes ``out_dir/day1/intro.txt``)."""
+    folders allowed (``"day1/intro"`` writes ``out_dir/day1/intro.txt``).
+
+    For a lhotse cut (:func:`cut_inputs`), ``cut`` is what is transcribed and ``path``
+    is the manifest it came from (or ``<cuts>``).
+    """
 
     path: Path
     stem: str
+    cut: CutAudio | None = None
+
+    @property
+    def audio(self) -> Path | CutAudio:
+        """What the transcriber is given: the cut, else the file."""
+        return self.path if self.cut is None else self.cut
+
+    @property
+    def source(self) -> str:
+        """How the input is named in logs and errors: the cut's key, else the path."""
+        return os.fspath(self.path) if self.cut is None else self.cut.name or ""
+
+    def _identity(self) -> str:
+        """What tells two inputs apart, however the path is spelled."""
+        resolved = str(self.path.resolve())
+        return resolved if self.cut is None else f"{resolved}#{self.cut.name}"
 
     def output(self, out_dir: Path, fmt: str) -> Path:
         """Where this input's output in format ``fmt`` goes under ``out_dir``."""
@@ -93,6 +121,18 @@ def expand_inputs(paths: Sequence[str | os.PathLike[str]]) -> Iterator[JobInput]
             yield JobInput(path, path.stem)
 
 
+def cut_inputs(
+    cuts: object, *, origin: Path | None = None, per_supervision: bool = False
+) -> Iterator[JobInput]:
+    """A lhotse CutSet or RecordingSet as job inputs, one per cut (or per supervision),
+    named by the cut's key: ``"<cut id>"`` or ``"<cut id>/<supervision id>"``."""
+    where = origin if origin is not None else Path("<cuts>")
+    for cut in as_inputs(cuts, per_supervision=per_supervision):  # type: ignore[arg-type]
+        if not isinstance(cut, CutAudio):
+            raise InvalidOptionError("cuts", type(cuts).__name__, "is not a lhotse CutSet")
+        yield JobInput(where, cut.name or "", cut)
+
+
 def _digest(text: str) -> str:
     data = text.encode("utf-8", "surrogatepass")
     return hashlib.sha256(data).hexdigest()[:_HASH_CHARS]
@@ -108,6 +148,8 @@ def _safe_part(part: str, budget: int) -> str:
     name = _UNSAFE.sub("_", part)
     if os.name == "nt":
         name = _WINDOWS_ILLEGAL.sub("_", name)
+    if not name.strip("."):  # "", "." and ".." name no file of their own
+        name = "_" * max(1, len(name))
     lossy = name != part
     base, dot, rest = name.partition(".")
     if base.rstrip(" ").upper() in _DEVICES:
@@ -137,11 +179,11 @@ def _collisions(items: Sequence[JobInput]) -> list[list[int]]:
 def _disambiguate(items: list[JobInput], group: list[int], budget: int, *, by_path: bool) -> None:
     """Rename every input of ``group``: by extension where those differ (unless
     ``by_path``), else by a hash of the resolved path."""
-    suffixes = [items[i].path.suffix.lower() for i in group]
+    suffixes = ["" if items[i].cut else items[i].path.suffix.lower() for i in group]
     by_suffix = not by_path and len(set(suffixes)) == len(suffixes) and all(suffixes)
     for index, suffix in zip(group, suffixes, strict=True):
         item = items[index]
-        tag = suffix if by_suffix else f"~{_digest(str(item.path.resolve()))}"
+        tag = suffix if by_suffix else f"~{_digest(item._identity())}"
         last = _tagged(PurePosixPath(item.stem).name, tag, budget)
         items[index] = replace(item, stem=_with_last(item.stem, last))
 
@@ -154,13 +196,13 @@ def plan_outputs(inputs: Iterable[JobInput], formats: Sequence[str] = ("txt",)) 
     hash collision: never seen in practice).
     """
     budget = _budget(formats)
-    unique: dict[tuple[Path, str], JobInput] = {}
+    unique: dict[tuple[str, str], JobInput] = {}
     for item in inputs:  # the same file under the same name, however spelled: once
-        unique.setdefault((item.path.resolve(), item.stem), item)
+        unique.setdefault((item._identity(), item.stem), item)
     given = list(unique.values())
     items = []
     for item in given:
-        parts = PurePosixPath(item.stem).parts
+        parts = [part for part in item.stem.split("/") if part] or [""]
         safe = [_safe_part(part, NAME_MAX) for part in parts[:-1]]
         safe.append(_safe_part(parts[-1], budget))
         items.append(replace(item, stem="/".join(safe)))
@@ -169,9 +211,9 @@ def plan_outputs(inputs: Iterable[JobInput], formats: Sequence[str] = ("txt",)) 
             _disambiguate(items, group, budget, by_path=by_path)
     still = _collisions(items)
     if still:
-        names = "; ".join(", ".join(str(items[i].path) for i in group) for group in still)
+        names = "; ".join(", ".join(items[i].source for i in group) for group in still)
         raise InvalidOptionError("inputs", names, "these inputs' output names collide")
     for before, after in zip(given, items, strict=True):
         if before.stem != after.stem:
-            logger.info("%s: output name %r (was %r)", after.path, after.stem, before.stem)
+            logger.info("%s: output name %r (was %r)", after.source, after.stem, before.stem)
     return items

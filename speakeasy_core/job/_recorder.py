@@ -13,7 +13,7 @@ from pathlib import Path
 from ..backends.base import Capabilities
 from ..errors import InputError, OutputError
 from ..formats import SUBTITLE_FORMATS
-from ..journal import Journal, job_key
+from ..journal import Journal, cut_key, job_key
 from ..transcriber import Transcriber
 from ..types import TranscribeOptions, TranscriptionResult, failed
 from ._inputs import JobInput, plan_outputs
@@ -57,12 +57,14 @@ class JobSummary:
         return len(self.failures)
 
 
-def _key(path: Path, header: dict[str, object]) -> str:
+def _key(item: JobInput, header: dict[str, object]) -> str:
     """The journal key of an input; a missing file is keyed on its path alone."""
+    if item.cut is not None:
+        return cut_key(item.cut.identity, header)
     try:
-        return job_key(path, header)
+        return job_key(item.path, header)
     except (OSError, InputError):
-        return f"missing:{os.fspath(path)}"
+        return f"missing:{os.fspath(item.path)}"
 
 
 def options_for_formats(
@@ -165,7 +167,7 @@ class JobRecorder:
         done = self._journal.done_keys()
         for item in planned:
             self.summary.total += 1
-            key = _key(item.path, self._header)
+            key = _key(item, self._header)
             if key not in done:
                 yield key, item
                 continue
@@ -183,7 +185,7 @@ class JobRecorder:
         except OutputError as exc:
             self._fail(key, result, exc)
             return
-        logger.info("%s: wrote %s from the journal", item.path, ", ".join(formats))
+        logger.info("%s: wrote %s from the journal", item.source, ", ".join(formats))
         self.summary.skipped += 1
         self.summary.rewritten += 1
 
@@ -221,6 +223,10 @@ class JobRecorder:
                 self._fail(key, result, exc)
                 return
         self._journal_result(key, result)
+
+    def results(self) -> Iterator[TranscriptionResult]:
+        """Every result journaled so far, this run's and earlier runs'."""
+        return (result for _, result in self._journal.results())
 
     def _journal_result(self, key: str, result: TranscriptionResult) -> None:
         """Count and journal ``result`` (its outputs, if any, already written)."""
