@@ -247,6 +247,8 @@ def test_real_windows(scenario: Scenario, tmp_path: Path) -> None:
 
 
 def running_on_wine() -> bool:
+    if sys.platform != "win32":
+        return False
     import ctypes
 
     return hasattr(ctypes.WinDLL("ntdll"), "wine_get_version")
