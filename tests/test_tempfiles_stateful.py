@@ -209,7 +209,11 @@ class TempFilesMachine(RuleBasedStateMachine):
         entries = [{"audio_filepath": f"/audio/{n}.wav", "text": t} for n, t in enumerate(texts)]
         path = state.workspace.write_manifest(entries)
         content = path.read_bytes()
-        assert [json.loads(line) for line in content.decode("utf-8").split("\n")[:-1]] == entries
+        absolute = [  # "/audio/0.wav" is only rooted on Windows: it gets the drive of cwd
+            {**entry, "audio_filepath": str(Path(entry["audio_filepath"]).absolute())}
+            for entry in entries
+        ]
+        assert [json.loads(line) for line in content.decode("utf-8").split("\n")[:-1]] == absolute
         self.model[path] = FileModel(space, content)
         return path
 

@@ -128,7 +128,9 @@ run_tests() {  # run_tests NAME TIMEOUT_S PYTEST_ARGS...
     "${wine_deselect[@]/#/--deselect=}" "$@") \
     | sed -u 's/\r$//' | tee "$log" || rc=$?
   local summary
-  summary=$(grep -E '^=+ .*(passed|failed|error|skipped|deselected|no tests ran).* =+$' "$log" | tail -1)
+  # pytest's last line: "N passed, M skipped in 12.3s" (with -q no "=" frame)
+  summary=$(grep -E '(passed|failed|errors?|skipped|deselected|no tests ran).* in [0-9.]+s' "$log" \
+    | tail -1 | sed -E 's/^=+ //; s/ =+$//' || true)
   summaries+=("$name: ${summary:-no pytest summary (rc $rc)}")
   if [ "$rc" -ne 0 ]; then
     failed+=("$name (rc $rc)")
