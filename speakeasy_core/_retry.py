@@ -55,9 +55,11 @@ class RetryPolicy:
 
     Delays grow exponentially from ``initial_delay`` up to ``max_delay``, each plus a
     random ``jitter`` (``0`` makes the schedule deterministic). Retrying stops before
-    the accumulated sleep would exceed ``max_wait``; Windows' ambiguous "access denied"
-    (winerror 5, also reported for delete-pending files) gets the smaller
-    ``access_denied_wait``. ``sleep`` is called for every pause: inject
+    the accumulated sleep would exceed ``max_wait``. Windows' ambiguous "access denied"
+    (winerror 5, also reported for delete-pending files and real permission errors)
+    gets the smaller ``access_denied_wait``, except when *replacing* a file: that is
+    what Windows reports when another process has the target open, so it gets
+    ``max_wait`` like a sharing violation. ``sleep`` is called for every pause: inject
     :class:`~speakeasy_core.testing.SimulatedClock`'s ``sleep`` in tests.
     """
 
@@ -79,22 +81,25 @@ class RetryPolicy:
                 "max_delay", self.max_delay, f"must be >= initial_delay={self.initial_delay}"
             )
 
-    def wait_limit(self, exc: BaseException) -> float | None:
-        """The sleep budget for retrying after ``exc``; ``None`` if it is permanent."""
+    def wait_limit(self, exc: BaseException, *, replacing: bool = False) -> float | None:
+        """The sleep budget for retrying after ``exc``; ``None`` if it is permanent.
+
+        ``replacing``: ``exc`` came from renaming a file over an existing one.
+        """
         if not isinstance(exc, OSError):
             return None
         winerror = getattr(exc, "winerror", None)
         if winerror in (WINERROR_SHARING_VIOLATION, WINERROR_LOCK_VIOLATION):
             return self.max_wait
         if winerror == WINERROR_ACCESS_DENIED:
-            return min(self.access_denied_wait, self.max_wait)
+            return self.max_wait if replacing else min(self.access_denied_wait, self.max_wait)
         if exc.errno == errno.EBUSY:
             return self.max_wait
         return None
 
-    def is_transient(self, exc: BaseException) -> bool:
+    def is_transient(self, exc: BaseException, *, replacing: bool = False) -> bool:
         """Whether ``exc`` is a lock held by someone else that may clear by itself."""
-        return self.wait_limit(exc) is not None
+        return self.wait_limit(exc, replacing=replacing) is not None
 
 
 DEFAULT_POLICY = RetryPolicy()
@@ -110,22 +115,25 @@ class Retried(Generic[T]):
     error: OSError | None = None
 
 
-def _out_of_budget(policy: RetryPolicy, state: RetryCallState) -> bool:
+def _out_of_budget(policy: RetryPolicy, replacing: bool, state: RetryCallState) -> bool:
     error = state.outcome.exception() if state.outcome is not None else None
-    limit = policy.wait_limit(error) if error is not None else None
+    limit = policy.wait_limit(error, replacing=replacing) if error is not None else None
     return limit is None or state.idle_for + state.upcoming_sleep > limit
 
 
-def retry_transient(first_error: OSError, fn: Callable[[], T], policy: RetryPolicy) -> Retried[T]:
+def retry_transient(
+    first_error: OSError, fn: Callable[[], T], policy: RetryPolicy, *, replacing: bool = False
+) -> Retried[T]:
     """Retry ``fn`` after its first attempt failed with ``first_error``.
 
     Callers make the first attempt themselves, so the common case (nothing locked)
     builds no tenacity machinery. A permanent ``first_error`` is re-raised at once;
     later permanent errors (and any non-``OSError``, ``KeyboardInterrupt`` included)
     propagate unchanged. A transient error that outlasts the budget is returned in
-    ``Retried.error`` rather than raised.
+    ``Retried.error`` rather than raised. ``replacing``: ``fn`` renames a file over
+    another (see :meth:`RetryPolicy.wait_limit`).
     """
-    if not policy.is_transient(first_error):
+    if not policy.is_transient(first_error, replacing=replacing):
         raise first_error
     # tenacity's attempt 1 re-raises the caller's error, so that the backoff
     # schedule and the attempt count stay tenacity's.
@@ -140,8 +148,8 @@ def retry_transient(first_error: OSError, fn: Callable[[], T], policy: RetryPoli
         sleep=policy.sleep,
         wait=wait_exponential(multiplier=policy.initial_delay, max=policy.max_delay)
         + wait_random(0, policy.jitter),
-        stop=lambda state: _out_of_budget(policy, state),
-        retry=retry_if_exception(policy.is_transient),
+        stop=lambda state: _out_of_budget(policy, replacing, state),
+        retry=retry_if_exception(lambda exc: policy.is_transient(exc, replacing=replacing)),
         before_sleep=before_sleep_log(logger, logging.DEBUG),
     )
     value: T | None = None

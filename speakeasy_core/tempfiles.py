@@ -411,7 +411,9 @@ def _replace(temp: Path, target: Path, policy: RetryPolicy, ops: FileOps) -> Non
         ops.replace(temp, target)
     except OSError as exc:
         try:
-            retried = retry_transient(exc, lambda: ops.replace(temp, target), policy)
+            retried = retry_transient(
+                exc, lambda: ops.replace(temp, target), policy, replacing=True
+            )
         except OSError as error:
             raise _failure("replace", target, error) from error
         if retried.error is not None:

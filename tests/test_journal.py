@@ -89,12 +89,12 @@ def test_job_key_changes_with_anything_that_changes_the_output(audio_file: Path)
     shutil.copy2(audio_file, copy)  # same size and mtime, other path
     assert job_key(copy, HEADER) != before
 
-    os.utime(audio_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    os.utime(audio_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1000))  # NTFS: 100 ns steps
     touched = job_key(audio_file, HEADER)
     assert touched != before
 
     audio_file.write_bytes(b"RIFF....WAVE!")  # size changes
-    os.utime(audio_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    os.utime(audio_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1000))
     assert job_key(audio_file, HEADER) not in (before, touched)
 
 

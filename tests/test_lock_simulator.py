@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import errno
+import os
+import platform
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +13,9 @@ import pytest
 import soundfile as sf
 
 from speakeasy_core.errors import InvalidOptionError
-from speakeasy_core.tempfiles import process_alive
+from speakeasy_core.tempfiles import ProcessIdentity, process_alive
 from speakeasy_core.testing import (
+    ExternalHandle,
     SimulatedClock,
     SimulatedProcesses,
     WindowsLockSimulator,
@@ -57,7 +61,8 @@ def test_handle_without_share_delete_blocks_delete_and_replace(
             sim.replace(other, file)
         with pytest.raises(PermissionError) as renaming:
             sim.replace(file, tmp_path / "renamed.bin")
-        assert {winerror(e.value) for e in (deleting, replacing, renaming)} == {32}
+        assert winerror(deleting.value) == winerror(renaming.value) == 32
+        assert winerror(replacing.value) == 5  # MoveFileExW onto an open file
         assert file.read_bytes() == b"data"
         assert sim.held_paths() == {file}
     sim.unlink(file)
@@ -202,3 +207,46 @@ def test_simulated_processes() -> None:
     assert not processes.is_alive(first)
     assert processes.is_alive(second)
     assert process_alive(first)  # another host cannot be checked: never swept by default
+
+
+def test_external_handle_is_another_process_holding_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "held.bin"
+    path.write_bytes(b"x")
+    with ExternalHandle(path) as holder:
+        assert not holder.released
+        assert process_alive(ProcessIdentity(holder.pid, platform.node(), None))
+        if sys.platform == "linux":  # the child really has it open
+            fds = Path(f"/proc/{holder.pid}/fd")
+            assert str(path) in {os.readlink(fd) for fd in fds.iterdir()}
+    assert holder.released
+    again = ExternalHandle(path)
+    again.release_after(0.05).join()
+    assert again.released
+    with pytest.raises(OSError, match="could not hold"):
+        ExternalHandle(tmp_path / "missing")
+    if sys.platform != "win32":
+        with pytest.raises(InvalidOptionError, match="mode"):
+            ExternalHandle(path, "share_delete")
+
+
+def test_delete_semantics_are_checked() -> None:
+    with pytest.raises(InvalidOptionError, match="delete_semantics"):
+        WindowsLockSimulator(delete_semantics="vista")  # type: ignore[arg-type]
+
+
+def test_a_share_delete_handle_follows_its_renamed_file(
+    sim: WindowsLockSimulator, file: Path, tmp_path: Path
+) -> None:
+    handle = sim.open_handle(file, share_delete=True)
+    moved = tmp_path / "moved.bin"
+    sim.replace(file, moved)  # renaming a file shared for delete is allowed
+    assert sim.held_paths() == {moved}
+    newer = tmp_path / "newer.bin"
+    newer.write_bytes(b"new")
+    with pytest.raises(PermissionError) as caught:
+        sim.replace(newer, moved)
+    assert winerror(caught.value) == 5
+    handle.close()
+    assert sim.held_paths() == set()
+    sim.replace(newer, moved)
+    assert moved.read_bytes() == b"new"

@@ -4,7 +4,9 @@ Files live on the real filesystem behind :class:`WindowsLockSimulator`; time is 
 :class:`SimulatedClock`. Invariants: what is read back is what was written; after a
 workspace exits, every file nobody holds is gone; held files are reported, deferred and
 removed once released (never lost silently, never raised); permanent errors are never
-retried; no single operation waits longer than the policy's bound.
+retried; no single operation waits longer than the policy's bound. The machine runs
+under both delete semantics of real Windows: delete-pending names (before 10 1903) and
+POSIX semantics (NTFS on 10 1903+).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from speakeasy_core.tempfiles import (
     sweep_stale,
 )
 from speakeasy_core.testing import (
+    DeleteSemantics,
     SimulatedClock,
     SimulatedHandle,
     SimulatedProcesses,
@@ -73,8 +76,13 @@ class FileModel:
 
     @property
     def blocked(self) -> bool:
-        """Deleting or replacing it fails for the whole budget."""
+        """Deleting it fails for the whole budget."""
         return self.lock == "persistent" or self.blocking > 0
+
+    @property
+    def replace_blocked(self) -> bool:
+        """Replacing it fails for the whole budget: any open handle refuses (winerror 5)."""
+        return self.blocked or self.sharing > 0
 
 
 @dataclass
@@ -86,6 +94,7 @@ class WorkspaceModel:
 
 
 class TempFilesMachine(RuleBasedStateMachine):
+    semantics: DeleteSemantics = "pending"
     workspaces = Bundle("workspaces")
     files = Bundle("files")
     handles = Bundle("handles")
@@ -94,7 +103,7 @@ class TempFilesMachine(RuleBasedStateMachine):
         super().__init__()
         self.root = Path(tempfile.mkdtemp(prefix="tempfiles-machine-"))
         self.clock = SimulatedClock()
-        self.sim = WindowsLockSimulator(self.clock)
+        self.sim = WindowsLockSimulator(self.clock, delete_semantics=self.semantics)
         self.policy = RetryPolicy(
             max_wait=MAX_WAIT,
             access_denied_wait=ACCESS_DENIED_WAIT,
@@ -135,7 +144,7 @@ class TempFilesMachine(RuleBasedStateMachine):
         for path, file in self.files_of(space):
             if file.lock == "transient" and not file.pending:
                 file.lock = None  # each removal attempt outlasts a transient lock
-            if file.pending or file.blocked or file.sharing:
+            if file.pending or file.blocked or (file.sharing and self.semantics == "pending"):
                 file.pending = file.pending or not file.blocked
                 left.add(path)
             else:
@@ -165,10 +174,10 @@ class TempFilesMachine(RuleBasedStateMachine):
         else:
             assert outcome is DeleteOutcome.DELETED
             file.lock = None
-            if file.sharing:
+            if file.sharing and self.semantics == "pending":
                 file.pending = True
             else:
-                file.gone = True
+                file.gone = True  # POSIX semantics: the name goes even while shared
 
     # -------------------------------------------------------------------- rules
 
@@ -200,7 +209,11 @@ class TempFilesMachine(RuleBasedStateMachine):
         entries = [{"audio_filepath": f"/audio/{n}.wav", "text": t} for n, t in enumerate(texts)]
         path = state.workspace.write_manifest(entries)
         content = path.read_bytes()
-        assert [json.loads(line) for line in content.decode("utf-8").split("\n")[:-1]] == entries
+        absolute = [  # "/audio/0.wav" is only rooted on Windows: it gets the drive of cwd
+            {**entry, "audio_filepath": str(Path(entry["audio_filepath"]).absolute())}
+            for entry in entries
+        ]
+        assert [json.loads(line) for line in content.decode("utf-8").split("\n")[:-1]] == absolute
         self.model[path] = FileModel(space, content)
         return path
 
@@ -210,10 +223,11 @@ class TempFilesMachine(RuleBasedStateMachine):
         path = pick.draw(st.sampled_from(self.live_files(in_open_workspace=True)))
         file = self.model[path]
         before = self.clock.now
-        if file.blocked:
+        if file.replace_blocked:
             with pytest.raises(TempFileError) as caught:
                 atomic_write_bytes(path, data, policy=self.policy, ops=self.sim)
-            assert getattr(caught.value.__cause__, "winerror", None) == 32
+            expected = 32 if file.lock == "persistent" else 5  # a lock refuses first
+            assert getattr(caught.value.__cause__, "winerror", None) == expected
             file.lock = "persistent" if file.lock == "persistent" else None
         else:
             atomic_write_bytes(path, data, policy=self.policy, ops=self.sim)
@@ -355,7 +369,11 @@ class TempFilesMachine(RuleBasedStateMachine):
 
     @invariant()
     def only_expected_handles_are_open(self) -> None:
-        expected = {path for path, file in self.model.items() if file.blocking or file.sharing}
+        expected = {
+            path
+            for path, file in self.model.items()
+            if (file.blocking or file.sharing) and not file.gone
+        }
         assert self.sim.held_paths() == expected
 
     @invariant()
@@ -382,4 +400,9 @@ class TempFilesMachine(RuleBasedStateMachine):
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+class PosixSemanticsMachine(TempFilesMachine):
+    semantics: DeleteSemantics = "posix"
+
+
 TestTempFilesMachine = TempFilesMachine.TestCase
+TestPosixSemanticsMachine = PosixSemanticsMachine.TestCase

@@ -2,6 +2,9 @@
 
 from .backend import MockBackend
 from .locks import (
+    DeleteSemantics,
+    ExternalHandle,
+    HoldMode,
     SimulatedClock,
     SimulatedHandle,
     SimulatedProcesses,
@@ -22,6 +25,9 @@ from .tiny_nemo import (
 
 __all__ = [
     "TINY_BUILDERS",
+    "DeleteSemantics",
+    "ExternalHandle",
+    "HoldMode",
     "MockBackend",
     "SimulatedClock",
     "SimulatedHandle",

@@ -5,10 +5,17 @@ real filesystem (files really exist, so soundfile or NeMo can read them) that re
 operations the way Windows does:
 
 - a handle opened without share-delete (what Python's ``open`` does on Windows, and
-  what every handle the simulator itself opens is) blocks deleting, renaming or
-  replacing the file with ``PermissionError`` whose ``winerror`` is 32;
-- a file deleted while a share-delete handle is open becomes *delete-pending*: its
-  name stays taken (create, open, stat, delete: ``winerror`` 5) until the handle closes;
+  what every handle the simulator itself opens is) blocks deleting or renaming the
+  file with ``PermissionError`` whose ``winerror`` is 32;
+- replacing a file (``os.replace`` onto it) that any handle is open on, share-delete
+  or not, is "access denied": ``winerror`` 5, as Windows' ``MoveFileExW`` reports it;
+- a file deleted while a share-delete handle is open behaves as ``delete_semantics``
+  says: ``"pending"`` (Windows before 10 1903, FAT, most network shares): the file is
+  *delete-pending*, its name stays taken (create, open, stat, delete, replace onto it:
+  ``winerror`` 5; its directory is not empty: ``winerror`` 145) until the handle
+  closes; ``"posix"`` (NTFS on Windows 10 1903 and later): the name goes at once;
+- removing a directory that is not empty fails with ``winerror`` 145, renaming one
+  with a file open inside with ``winerror`` 5;
 - :meth:`~WindowsLockSimulator.lock` adds a lock that clears after some attempts or
   some seconds of :class:`SimulatedClock` time (an antivirus scan), or never;
 - :meth:`~WindowsLockSimulator.fail` injects a permanent error.
@@ -32,6 +39,10 @@ really waits::
 
 :class:`SimulatedProcesses` stands in for processes that own workspaces, so a test can
 "crash" one and check what :func:`~speakeasy_core.tempfiles.sweep_stale` removes.
+
+:class:`ExternalHandle` is the real thing the simulator models: a second Python process
+holding a file open (plain ``open``, or on Windows ``CreateFileW`` with or without
+``FILE_SHARE_DELETE``) until released, for tests on real Windows.
 """
 
 from __future__ import annotations
@@ -40,12 +51,15 @@ import errno
 import io
 import os
 import stat
+import subprocess
+import sys
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Self
+from typing import BinaryIO, Literal, Self, get_args
 
 from .._fsops import EXCLUSIVE_FLAGS
 from .._process import ProcessIdentity
@@ -53,12 +67,20 @@ from .._retry import WINERROR_ACCESS_DENIED, WINERROR_LOCK_VIOLATION, WINERROR_S
 from ..errors import InvalidOptionError
 
 __all__ = [
+    "DeleteSemantics",
+    "ExternalHandle",
+    "HoldMode",
     "SimulatedClock",
     "SimulatedHandle",
     "SimulatedProcesses",
     "WindowsLockSimulator",
     "windows_error",
 ]
+
+#: How Windows deletes a file that a share-delete handle still has open.
+DeleteSemantics = Literal["pending", "posix"]
+
+_WINERROR_DIR_NOT_EMPTY = 145
 
 _MESSAGES = {
     WINERROR_ACCESS_DENIED: "Access is denied",
@@ -158,13 +180,21 @@ class WindowsLockSimulator:
     """A :class:`~speakeasy_core.tempfiles.FileOps` with Windows' locking rules.
 
     Every operation is delegated to :mod:`os` once the simulated locks allow it.
+    ``delete_semantics`` picks the Windows whose deletes it models (see the module).
     ``fsync`` only flushes (durability is not simulated) but is recorded, see
     :meth:`was_synced`. :meth:`attempts` counts calls per operation and path.
     Not thread-safe.
     """
 
-    def __init__(self, clock: SimulatedClock | None = None) -> None:
+    def __init__(
+        self, clock: SimulatedClock | None = None, *, delete_semantics: DeleteSemantics = "pending"
+    ) -> None:
+        if delete_semantics not in get_args(DeleteSemantics):
+            raise InvalidOptionError(
+                "delete_semantics", delete_semantics, f"must be one of {get_args(DeleteSemantics)}"
+            )
         self.clock = SimulatedClock() if clock is None else clock
+        self.delete_semantics: DeleteSemantics = delete_semantics
         self._handles: dict[Path, list[SimulatedHandle]] = {}
         self._locks: dict[Path, _Lock] = {}
         self._failures: dict[Path, BaseException] = {}
@@ -183,8 +213,9 @@ class WindowsLockSimulator:
     ) -> SimulatedHandle:
         """Simulate another process opening ``path`` (it must exist) until ``close()``.
 
-        Without ``share_delete`` the handle blocks delete/rename/replace (winerror 32);
-        with it, a delete succeeds but leaves the name delete-pending until it closes.
+        Without ``share_delete`` the handle blocks delete and rename (winerror 32); with
+        it, a delete succeeds (see ``delete_semantics``). Either blocks a replace onto
+        the file (winerror 5).
         """
         key = self._key(path)
         self._refuse_if_pending(key)
@@ -264,6 +295,8 @@ class WindowsLockSimulator:
 
     def _release(self, handle: SimulatedHandle) -> None:
         handles = self._handles.get(handle.path, [])
+        if handle not in handles:
+            return  # its file was deleted with POSIX semantics: no name left to free
         handles.remove(handle)
         if not handles and handle.path in self._pending:
             self._pending.discard(handle.path)
@@ -278,8 +311,11 @@ class WindowsLockSimulator:
         if key in self._pending:
             raise windows_error(WINERROR_ACCESS_DENIED, key)
 
-    def _refuse_if_held(self, key: Path) -> None:
-        """Raise what Windows raises for changing the name ``key`` right now."""
+    def _refuse_if_held(self, key: Path, *, replacing: bool = False) -> None:
+        """Raise what Windows raises for changing the name ``key`` right now.
+
+        ``replacing``: ``key`` is the existing target of a rename.
+        """
         self._refuse_if_pending(key)
         lock = self._locks.get(key)
         if lock is not None:
@@ -291,7 +327,10 @@ class WindowsLockSimulator:
                     if lock.attempts == 0:
                         del self._locks[key]
                 raise windows_error(lock.winerror, key)
-        if any(not handle.share_delete for handle in self._handles.get(key, ())):
+        handles = self._handles.get(key, ())
+        if replacing and handles:
+            raise windows_error(WINERROR_ACCESS_DENIED, key)
+        if any(not handle.share_delete for handle in handles):
             raise windows_error(WINERROR_SHARING_VIOLATION, key)
         if key in self._failures:
             raise self._failures[key]
@@ -327,8 +366,15 @@ class WindowsLockSimulator:
         source = self._enter("replace", src)
         target = self._enter("replace", dst)
         self._refuse_if_held(source)
-        self._refuse_if_held(target)
+        if any(source in held.parents for held in self.held_paths()):
+            raise windows_error(WINERROR_ACCESS_DENIED, source)  # a directory with open files
+        self._refuse_if_held(target, replacing=True)
         os.replace(source, target)
+        moved = self._handles.pop(source, [])  # share-delete handles follow their file
+        for handle in moved:
+            handle.path = target
+        if moved:
+            self._handles[target] = moved
 
     def unlink(self, path: Path) -> None:
         key = self._enter("unlink", path)
@@ -336,9 +382,10 @@ class WindowsLockSimulator:
         if stat.S_ISDIR(os.lstat(key).st_mode):
             raise windows_error(WINERROR_ACCESS_DENIED, key)  # DeleteFile on a directory
         self._refuse_if_held(key)
-        if self._handles.get(key):  # only share-delete handles are left open
-            self._pending.add(key)
+        if self._handles.get(key) and self.delete_semantics == "pending":
+            self._pending.add(key)  # only share-delete handles are open: name stays
         else:
+            self._handles.pop(key, None)  # POSIX semantics: open handles lose the name
             os.unlink(key)
 
     def mkdir(self, path: Path, mode: int = 0o700) -> None:
@@ -350,7 +397,14 @@ class WindowsLockSimulator:
     def rmdir(self, path: Path) -> None:
         key = self._enter("rmdir", path)
         self._refuse_if_held(key)
-        os.rmdir(key)
+        try:
+            os.rmdir(key)
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY or getattr(exc, "winerror", None):
+                raise
+            error = OSError(errno.ENOTEMPTY, "The directory is not empty", os.fspath(key))
+            setattr(error, "winerror", _WINERROR_DIR_NOT_EMPTY)  # noqa: B010 - as on Windows
+            raise error from None
 
     def scandir(self, path: Path) -> list[os.DirEntry[str]]:
         with os.scandir(self._enter("scandir", path)) as entries:
@@ -389,3 +443,93 @@ class SimulatedProcesses:
     def is_alive(self, process: ProcessIdentity) -> bool:
         """Whether ``process`` was spawned here and not killed."""
         return process in self._alive
+
+
+#: How :class:`ExternalHandle` opens its file: Python's ``open`` (no share-delete on
+#: Windows), or ``CreateFileW`` sharing read and write, without or with share-delete.
+HoldMode = Literal["open", "no_share_delete", "share_delete"]
+
+_HOLDER = r"""
+import sys
+mode, path = sys.argv[1], sys.argv[2]
+if mode == "open":
+    held = open(path, "rb")
+else:
+    import ctypes
+    from ctypes import wintypes
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.CreateFileW.restype = wintypes.HANDLE
+    kernel32.CreateFileW.argtypes = (
+        wintypes.LPCWSTR, wintypes.DWORD, wintypes.DWORD, wintypes.LPVOID,
+        wintypes.DWORD, wintypes.DWORD, wintypes.HANDLE,
+    )
+    share = 0x1 | 0x2 | (0x4 if mode == "share_delete" else 0)  # READ|WRITE|DELETE
+    # GENERIC_READ, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS (directories too)
+    held = kernel32.CreateFileW(path, 0x80000000, share, None, 3, 0x02000000, None)
+    if held in (None, ctypes.c_void_p(-1).value):
+        raise ctypes.WinError(ctypes.get_last_error())
+print("ready", flush=True)
+sys.stdin.read()  # until the parent closes the pipe
+"""
+
+
+class ExternalHandle:
+    """A second, real Python process holding ``path`` open until :meth:`release`.
+
+    The constructor returns once the handle is open (the child says so on a pipe).
+    ``mode`` is a :data:`HoldMode`; the ``CreateFileW`` modes need Windows. Use it as a
+    context manager, or :meth:`release_after` to let go from a timer (a short hold).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], mode: HoldMode = "open") -> None:
+        if mode not in get_args(HoldMode) or (mode != "open" and sys.platform != "win32"):
+            raise InvalidOptionError("mode", mode, "must be 'open' off Windows")
+        self.path = Path(path)
+        self.mode: HoldMode = mode
+        # Every stream a pipe: Windows' Python cannot start with a regular file there.
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, mode, os.fspath(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() != "ready":
+            _, stderr = self._process.communicate()
+            raise OSError(f"could not hold {path} open ({mode}): {stderr.strip()}")
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        """The holding process's pid."""
+        return self._process.pid
+
+    @property
+    def released(self) -> bool:
+        """Whether the holding process has let go (and exited)."""
+        return self._process.poll() is not None
+
+    def release(self) -> None:
+        """Close the handle: the holding process exits (waits for it)."""
+        with self._lock:
+            if self._process.poll() is None:
+                self._process.communicate(timeout=60)
+
+    def release_after(self, seconds: float) -> threading.Timer:
+        """Release from a timer thread after ``seconds``; returns the started timer."""
+        timer = threading.Timer(seconds, self.release)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
