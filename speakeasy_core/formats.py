@@ -22,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._names import json_text
 from .errors import InvalidOptionError
-from .tempfiles import _json_text, atomic_write_bytes
+from .tempfiles import atomic_write_bytes
 from .types import TranscriptionResult
 
 __all__ = [
@@ -144,7 +145,7 @@ def _txt(result: TranscriptionResult) -> str:
 
 
 def _json(result: TranscriptionResult) -> str:
-    return _json_text(result.to_dict(), allow_nan=False, indent=2) + "\n"
+    return json_text(result.to_dict(), allow_nan=False, indent=2) + "\n"
 
 
 def _milliseconds(seconds: float, what: str, direction: Callable[[float], int]) -> int:

@@ -30,10 +30,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from .._names import fit_bytes, name_bytes
 from ..cuts import CutAudio, as_inputs
 from ..errors import InvalidOptionError
 from ..formats import get_format, write_result
-from ..tempfiles import _fit_bytes, _name_bytes
 from ..types import TranscriptionResult
 
 __all__ = [
@@ -140,7 +140,7 @@ def _digest(text: str) -> str:
 
 def _tagged(part: str, tag: str, budget: int) -> str:
     """``part`` cut to fit ``budget`` bytes together with ``tag``, then ``tag``."""
-    return _fit_bytes(part, budget - _name_bytes(tag)) + tag
+    return fit_bytes(part, budget - name_bytes(tag)) + tag
 
 
 def _safe_part(part: str, budget: int) -> str:
@@ -154,13 +154,13 @@ def _safe_part(part: str, budget: int) -> str:
     base, dot, rest = name.partition(".")
     if base.rstrip(" ").upper() in _DEVICES:
         name = f"{base}_{dot}{rest}"
-    if lossy or _name_bytes(name) > budget:
+    if lossy or name_bytes(name) > budget:
         return _tagged(name, f"~{_digest(part)}", budget)
     return name
 
 
 def _budget(formats: Sequence[str]) -> int:
-    longest = max((_name_bytes(get_format(fmt).extension) for fmt in formats), default=0)
+    longest = max((name_bytes(get_format(fmt).extension) for fmt in formats), default=0)
     return NAME_MAX - max(_EXTENSION_ROOM, longest)
 
 
