@@ -1,0 +1,150 @@
+"""PyAV (bundled ffmpeg): containers libsndfile cannot read, and the audio of video files.
+
+m4a/mp4/aac, webm/mkv, mov, wma, amr, 3gp and the rest ffmpeg demuxes. The duration
+comes from the container (the stream's, else the container's, else the sum of its
+packets) and the decoded length is checked against it at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import av
+import av.container
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import AudioDecodeError, EmptyAudioError
+from ._base import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo, identity
+from ._convert import to_float
+
+# Encoders pad the last frame and add priming samples (AAC: up to 2048), and some
+# containers round their duration: a shortfall up to this is not truncation.
+_SHORTFALL_SECONDS = 0.1
+_SHORTFALL_FRACTION = 0.002
+
+AvError = av.FFmpegError
+
+
+def describe_av_error(exc: Exception) -> str:
+    """An ffmpeg error in words, without the errno and file name PyAV adds."""
+    if isinstance(exc, av.error.DecoderNotFoundError):
+        return "unsupported codec: this ffmpeg has no decoder for it"
+    if isinstance(exc, av.error.InvalidDataError):
+        return "corrupt or not audio: ffmpeg finds invalid data"
+    return f"ffmpeg: {getattr(exc, 'strerror', None) or exc}"
+
+
+def open_container(handle: BinaryIO) -> av.container.InputContainer:
+    """PyAV on an open file; raises what :data:`AvError` names."""
+    handle.seek(0)
+    return av.open(handle, mode="r", metadata_errors="ignore")
+
+
+def _format_name(path: Path, container: av.container.InputContainer) -> str:
+    names = container.format.name.split(",")
+    suffix = path.suffix.lower().lstrip(".")
+    return suffix if suffix in names or suffix in container.format.extensions else names[0]
+
+
+def _duration(container: av.container.InputContainer, stream: av.AudioStream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return float(container.duration / av.time_base)
+    end = 0
+    for packet in container.demux(stream):
+        if packet.pts is not None and packet.duration is not None:
+            end = max(end, packet.pts + packet.duration)
+    return float(end * stream.time_base) if stream.time_base is not None else 0.0
+
+
+def container_info(
+    path: Path, handle: BinaryIO, container: av.container.InputContainer, stream: int
+) -> AudioInfo:
+    """The chosen audio stream of an open container, checked."""
+    streams = container.streams.audio
+    if not streams:
+        kinds = ", ".join(sorted({str(s.type) for s in container.streams})) or "no streams"
+        raise AudioDecodeError(path, f"no audio stream (the file holds {kinds})")
+    if stream >= len(streams):
+        raise AudioDecodeError(
+            path, f"audio stream {stream} was asked for; the file has {len(streams)} (from 0)"
+        )
+    chosen = streams[stream]
+    context = chosen.codec_context
+    if context is None:
+        raise AudioDecodeError(path, "unsupported codec: this ffmpeg has no decoder for it")
+    rate = int(context.sample_rate)
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioDecodeError(
+            path, f"sample rate {rate} Hz is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}]"
+        )
+    try:
+        duration = _duration(container, chosen)
+    except AvError as exc:
+        raise AudioDecodeError(path, describe_av_error(exc)) from exc
+    size, mtime_ns = identity(handle)
+    info = AudioInfo(
+        path=path,
+        sample_rate=rate,
+        channels=int(context.channels),
+        frames=round(duration * rate),
+        duration=duration,
+        format=_format_name(path, container),
+        decoder="av",
+        stream=stream,
+        codec=context.name,
+        size=size,
+        mtime_ns=mtime_ns,
+    )
+    if info.frames == 0:
+        raise EmptyAudioError(path, "contains no audio frames")
+    return info
+
+
+def _frame_array(frame: av.AudioFrame, channels: int) -> npt.NDArray[np.float32]:
+    data: npt.NDArray[Any] = frame.to_ndarray()
+    data = data.T if frame.format.is_planar else data.reshape(-1, channels)
+    return to_float(data)
+
+
+def container_blocks(
+    container: av.container.InputContainer, info: AudioInfo, block_frames: int
+) -> Iterator[npt.NDArray[np.float32]]:
+    """Decode ``(frames, channels)`` float32 blocks of at least ``block_frames`` (the
+    last may be shorter); check the decoded length against the container's."""
+    stream = container.streams.audio[info.stream or 0]
+    frames = container.decode(stream)
+    pending: list[npt.NDArray[np.float32]] = []
+    buffered = decoded = 0
+    while True:
+        try:
+            frame = next(frames, None)
+        except AvError as exc:
+            raise AudioDecodeError(info.path, describe_av_error(exc)) from exc
+        if frame is None:
+            break
+        if frame.sample_rate != info.sample_rate or len(frame.layout.channels) != info.channels:
+            raise AudioDecodeError(
+                info.path,
+                f"the audio changes from {info.sample_rate} Hz x {info.channels} to "
+                f"{frame.sample_rate} Hz x {len(frame.layout.channels)} channels mid-stream",
+            )
+        pending.append(_frame_array(frame, info.channels))
+        buffered += frame.samples
+        decoded += frame.samples
+        if buffered >= block_frames:
+            yield np.concatenate(pending)
+            pending, buffered = [], 0
+    if pending:
+        yield np.concatenate(pending)
+    shortfall = info.frames - decoded
+    if shortfall > _SHORTFALL_SECONDS * info.sample_rate + _SHORTFALL_FRACTION * info.frames:
+        raise AudioDecodeError(
+            info.path,
+            f"truncated: the container promises {info.duration:.3f} s, "
+            f"{decoded / info.sample_rate:.3f} s decoded",
+        )
