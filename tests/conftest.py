@@ -23,5 +23,6 @@ settings.load_profile("ci")
 
 pytest_plugins = [
     "tests.fixtures.audio",
+    "tests.fixtures.containers",
     "tests.fixtures.nemo_models",
 ]

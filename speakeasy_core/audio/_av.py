@@ -1,13 +1,14 @@
 """PyAV (bundled ffmpeg): containers libsndfile cannot read, and the audio of video files.
 
 m4a/mp4/aac, webm/mkv, mov, wma, amr, 3gp and the rest ffmpeg demuxes. The duration
-comes from the container (the stream's, else the container's, else the sum of its
-packets) and the decoded length is checked against it at the end.
+comes from the container's index (raw streams and containers without one: the sum
+of the stream's packets); the decoded length is checked against it at the end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,6 +26,9 @@ from ._convert import to_float
 _SHORTFALL_SECONDS = 0.1
 _SHORTFALL_FRACTION = 0.002
 
+# Raw elementary streams have no index: ffmpeg estimates their duration from the bit rate.
+_RAW_FORMATS = frozenset({"aac", "ac3", "eac3", "dts", "mp3", "truehd"})
+
 AvError = av.FFmpegError
 
 
@@ -38,9 +42,27 @@ def describe_av_error(exc: Exception) -> str:
 
 
 def open_container(handle: BinaryIO) -> av.container.InputContainer:
-    """PyAV on an open file; raises what :data:`AvError` names."""
+    """PyAV on an open file, from its start; raises what :data:`AvError` names."""
     handle.seek(0)
     return av.open(handle, mode="r", metadata_errors="ignore")
+
+
+@contextmanager
+def opened_container(
+    path: Path, handle: BinaryIO, stream: int
+) -> Iterator[tuple[AudioInfo, av.container.InputContainer]]:
+    """The chosen stream's header and the container, ready to decode from the start.
+
+    Counting packets (raw streams) reads the container to its end, so it is opened
+    afresh for decoding.
+    """
+    with open_container(handle) as container:
+        info = container_info(path, handle, container, stream)
+        if not _counts_packets(container, container.streams.audio[stream]):
+            yield info, container
+            return
+    with open_container(handle) as container:
+        yield info, container
 
 
 def _format_name(path: Path, container: av.container.InputContainer) -> str:
@@ -49,16 +71,20 @@ def _format_name(path: Path, container: av.container.InputContainer) -> str:
     return suffix if suffix in names or suffix in container.format.extensions else names[0]
 
 
+def _counts_packets(container: av.container.InputContainer, stream: av.AudioStream) -> bool:
+    return container.format.name in _RAW_FORMATS or (
+        stream.duration is None and container.duration is None
+    )
+
+
 def _duration(container: av.container.InputContainer, stream: av.AudioStream) -> float:
+    """Seconds of ``stream``: from the container's index, else the sum of its packets."""
+    if _counts_packets(container, stream):
+        total = sum(packet.duration or 0 for packet in container.demux(stream))
+        return float(total * stream.time_base) if stream.time_base is not None else 0.0
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return float(container.duration / av.time_base)
-    end = 0
-    for packet in container.demux(stream):
-        if packet.pts is not None and packet.duration is not None:
-            end = max(end, packet.pts + packet.duration)
-    return float(end * stream.time_base) if stream.time_base is not None else 0.0
+    return float((container.duration or 0) / av.time_base)
 
 
 def container_info(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import AudioDecodeError, EmptyAudioError, InvalidOptionError
-from ._av import AvError, container_blocks, container_info, describe_av_error, open_container
+from ._av import AvError, container_blocks, describe_av_error, opened_container
 from ._base import TARGET_SAMPLE_RATE, AudioInfo, check_same_header, check_unchanged, open_file
 from ._convert import MonoResampler, validate_array
 from ._cut import QuietCutter
@@ -64,15 +64,14 @@ def _decoder(
                 )
             yield sound_info(path, handle, sound), lambda info, n: sound_blocks(sound, info, n)
         return
-    try:
-        container = open_container(handle)
-    except AvError as exc:
-        reason = getattr(sndfile_error, "error_string", None) or sndfile_error
-        raise AudioDecodeError(
-            path, f"cannot decode audio ({describe_av_error(exc)}; libsndfile: {reason})"
-        ) from exc
-    with container:
-        info = container_info(path, handle, container, stream or 0)
+    with ExitStack() as stack:
+        try:
+            info, container = stack.enter_context(opened_container(path, handle, stream or 0))
+        except AvError as exc:
+            reason = getattr(sndfile_error, "error_string", None) or sndfile_error
+            raise AudioDecodeError(
+                path, f"cannot decode audio ({describe_av_error(exc)}; libsndfile: {reason})"
+            ) from exc
         yield info, lambda info, n: container_blocks(container, info, n)
 
 
@@ -97,9 +96,13 @@ def probe(path: str | os.PathLike[str], *, stream: int | None = None) -> AudioIn
 def _file_blocks(path: Path, probed: AudioInfo, block_frames: int) -> Iterator[Blocks]:
     with open_file(path) as handle:
         check_unchanged(probed, handle)
-        with _decoder(path, handle, probed.stream) as (now, decode):
-            check_same_header(probed, now)
-            yield decode(probed, block_frames)
+        try:
+            with _decoder(path, handle, probed.stream) as (now, decode):
+                check_same_header(probed, now)
+                yield decode(probed, block_frames)
+        except AudioDecodeError:
+            check_unchanged(probed, handle)  # a file cut short while decoding: say so
+            raise
         check_unchanged(probed, handle)
 
 
