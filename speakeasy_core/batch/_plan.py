@@ -105,39 +105,60 @@ class Planner:
         self._streams: list[_Stream] = []
 
     def tasks(self, inputs: Iterable[AudioInput]) -> Iterator[Callable[[], Ready]]:
-        """The tasks, in the order their batches should run."""
+        """The tasks, in the order their batches should run.
+
+        An exception from ``inputs`` is raised after the tasks of the inputs read
+        before it.
+        """
         numbered = enumerate(inputs)
-        probes = self._probe(list(islice(numbered, self.window)))
-        while probes:
-            following = self._probe(list(islice(numbered, self.window)))
-            self._streams = [stream for stream in self._streams if not stream.done]
-            short: list[Probed] = []
-            streams: list[_Stream] = []
-            for index, label, future in probes:
-                try:
-                    probed = wait(future)
-                except SpeakEasyError as exc:
-                    logger.warning("skipping %s: %s", label, exc)
-                    self.on_error(index, label, exc)
-                    continue
-                self.on_input(probed)
-                if self.max_duration is None or probed.duration <= self.max_duration:
-                    short.append(probed)
-                else:
-                    streams.append(_Stream(probed, probed.pieces(self.max_duration)))
-            self._streams += streams
-            yield from self._stream_tasks(streams)
-            for batch in plan_batches(short, [p.duration for p in short], self.batch_size):
-                yield partial(self._prepare_batch, batch)
-            probes = following
+        probes, failure = self._read(numbered)
+        while True:
+            following, later = ([], None) if failure else self._read(numbered)
+            yield from self._window_tasks(probes)
+            if failure is not None:
+                raise failure
+            if not following and later is None:
+                return
+            probes, failure = following, later
+
+    def _read(
+        self, numbered: Iterator[tuple[int, AudioInput]]
+    ) -> tuple[list[tuple[int, str, Future[Probed]]], Exception | None]:
+        """Read the next window of inputs and start probing them in the workers."""
+        window: list[tuple[int, AudioInput]] = []
+        try:
+            window.extend(islice(numbered, self.window))
+        except Exception as exc:
+            return self._probe(window), exc
+        return self._probe(window), None
+
+    def _window_tasks(
+        self, probes: list[tuple[int, str, Future[Probed]]]
+    ) -> Iterator[Callable[[], Ready]]:
+        self._streams = [stream for stream in self._streams if not stream.done]
+        short: list[Probed] = []
+        streams: list[_Stream] = []
+        for index, label, future in probes:
+            try:
+                probed = wait(future)
+            except SpeakEasyError as exc:
+                logger.warning("skipping %s: %s", label, exc)
+                self.on_error(index, label, exc)
+                continue
+            self.on_input(probed)
+            if self.max_duration is None or probed.duration <= self.max_duration:
+                short.append(probed)
+            else:
+                streams.append(_Stream(probed, probed.pieces(self.max_duration)))
+        self._streams += streams
+        yield from self._stream_tasks(streams)
+        for batch in plan_batches(short, [p.duration for p in short], self.batch_size):
+            yield partial(self._prepare_batch, batch)
 
     def _probe(self, window: list[tuple[int, AudioInput]]) -> list[tuple[int, str, Future[Probed]]]:
+        submit = self.prefetcher.submit
         return [
-            (
-                index,
-                label_of(item, index),
-                self.prefetcher.submit(partial(probe_input, item, index)),
-            )
+            (index, label_of(item, index), submit(partial(probe_input, item, index)))
             for index, item in window
         ]
 

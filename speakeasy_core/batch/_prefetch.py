@@ -84,7 +84,7 @@ class Prefetcher:
         """Each task's result, in order; at most ``ahead`` tasks started and not yet yielded.
 
         ``tasks`` is advanced in the calling thread. A task's exception is raised here
-        when its turn comes.
+        when its turn comes; one from ``tasks`` itself after the tasks started before it.
         """
         pool = self._pool
         if pool is None:
@@ -92,9 +92,17 @@ class Prefetcher:
                 yield task()
             return
         inflight: deque[Future[T]] = deque()
+        failure: list[Exception] = []  # from ``tasks`` itself: raised once the rest is out
 
         def fill() -> None:
-            while len(inflight) < self.ahead and (task := next(tasks, None)) is not None:
+            while not failure and len(inflight) < self.ahead:
+                try:
+                    task = next(tasks, None)
+                except Exception as exc:
+                    failure.append(exc)
+                    return
+                if task is None:
+                    return
                 inflight.append(pool.submit(task))
 
         try:
@@ -108,6 +116,8 @@ class Prefetcher:
                 fill()
                 yield result
                 del result
+            if failure:
+                raise failure[0]
         finally:
             for future in inflight:
                 future.cancel()
