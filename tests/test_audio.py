@@ -59,6 +59,8 @@ def test_probe_reads_header_of_every_supported_format(make_audio: MakeAudio, suf
     path = make_audio(f"tone{suffix}", seconds=1.0, sample_rate=rate, channels=2)
     info = audio.probe(path)
     status = path.stat()
+    # libsndfile cannot decode MP3 in blocks (see speakeasy_core.audio._sndfile): PyAV does
+    decoder = {"decoder": "av", "stream": 0, "codec": "mp3float"} if suffix == ".mp3" else {}
     assert info == audio.AudioInfo(
         path=path,
         sample_rate=rate,
@@ -68,6 +70,7 @@ def test_probe_reads_header_of_every_supported_format(make_audio: MakeAudio, suf
         format=suffix.lstrip(".").replace("opus", "ogg"),
         size=status.st_size,
         mtime_ns=status.st_mtime_ns,
+        **decoder,  # type: ignore[arg-type]
     )
     assert_released(path)
 

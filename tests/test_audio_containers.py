@@ -143,7 +143,9 @@ def test_a_truncated_stream_is_caught_after_decoding(copy_of: CopyOf, kind: str)
     path.write_bytes(data[: len(data) // 2])
     info = audio.probe(path)  # the header survives and still promises 2 s
     assert info.duration == pytest.approx(2.0, abs=0.05)
-    with pytest.raises(AudioDecodeError, match=r"truncated: the container promises 2\.0\d* s"):
+    with pytest.raises(
+        AudioDecodeError, match=r"truncated: the header promises \d+ frames \(2\.0\d* s\)"
+    ):
         list(audio.iter_pieces(path, None, info=info, label=str(path)))
     assert_released(path)
 

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import AudioDecodeError, EmptyAudioError
-from ._base import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo, identity
+from ._base import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo, check_length, identity
 from ._convert import to_float
 
 # Encoders pad the last frame and add priming samples (AAC: up to 2048), and some
@@ -27,7 +27,9 @@ _SHORTFALL_SECONDS = 0.1
 _SHORTFALL_FRACTION = 0.002
 
 # Raw elementary streams have no index: ffmpeg estimates their duration from the bit rate.
-_RAW_FORMATS = frozenset({"aac", "ac3", "eac3", "dts", "mp3", "truehd"})
+_RAW_FORMATS = frozenset({"aac", "ac3", "eac3", "dts", "truehd"})
+# MP3 durations come from a Xing/LAME header, else from the bit rate.
+_ESTIMATE_FRACTION = {"mp3": 0.01}
 
 AvError = av.FFmpegError
 
@@ -167,10 +169,5 @@ def container_blocks(
             pending, buffered = [], 0
     if pending:
         yield np.concatenate(pending)
-    shortfall = info.frames - decoded
-    if shortfall > _SHORTFALL_SECONDS * info.sample_rate + _SHORTFALL_FRACTION * info.frames:
-        raise AudioDecodeError(
-            info.path,
-            f"truncated: the container promises {info.duration:.3f} s, "
-            f"{decoded / info.sample_rate:.3f} s decoded",
-        )
+    fraction = _ESTIMATE_FRACTION.get(info.format, _SHORTFALL_FRACTION)
+    check_length(info, decoded, _SHORTFALL_SECONDS * info.sample_rate + fraction * info.frames)

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from ..errors import EmptyAudioError, InputChangedError, InputError, InputNotFoundError
+from ..errors import (
+    AudioDecodeError,
+    EmptyAudioError,
+    InputChangedError,
+    InputError,
+    InputNotFoundError,
+)
 
 TARGET_SAMPLE_RATE = 16000
 MIN_SAMPLE_RATE = 1000
@@ -94,3 +100,13 @@ def check_same_header(probed: AudioInfo, now: AudioInfo) -> None:
     if changed:
         details = ", ".join(f"{f} {getattr(probed, f)} -> {getattr(now, f)}" for f in changed)
         raise InputChangedError(probed.path, f"changed since it was probed ({details})")
+
+
+def check_length(info: AudioInfo, decoded: int, tolerance: float = 0) -> None:
+    """Raise AudioDecodeError when fewer frames decoded than the header promises."""
+    if decoded < info.frames - tolerance:
+        raise AudioDecodeError(
+            info.path,
+            f"truncated: the header promises {info.frames} frames ({info.duration:.3f} s), "
+            f"{decoded} decoded",
+        )

@@ -18,7 +18,7 @@ from ._av import AvError, container_blocks, describe_av_error, opened_container
 from ._base import TARGET_SAMPLE_RATE, AudioInfo, check_same_header, check_unchanged, open_file
 from ._convert import MonoResampler, validate_array
 from ._cut import QuietCutter
-from ._sndfile import SndfileError, open_sound, sound_blocks, sound_info
+from ._sndfile import open_sound, sound_blocks, sound_info
 
 BLOCK_FRAMES = 1 << 16
 """Source frames decoded, downmixed and resampled at a time."""
@@ -51,12 +51,9 @@ def _check_stream(stream: int | None) -> None:
 def _decoder(
     path: Path, handle: BinaryIO, stream: int | None
 ) -> Iterator[tuple[AudioInfo, _BlockDecoder]]:
-    """Open ``handle`` with libsndfile, else PyAV; yield its header and a block decoder."""
-    try:
-        sound = open_sound(handle)
-    except SndfileError as exc:
-        sndfile_error: Exception = exc
-    else:
+    """libsndfile for what it reads in blocks, else PyAV; yield the header and a block decoder."""
+    sound, refusal = open_sound(handle)
+    if sound is not None:
         with sound:
             if stream:
                 raise AudioDecodeError(
@@ -68,9 +65,8 @@ def _decoder(
         try:
             info, container = stack.enter_context(opened_container(path, handle, stream or 0))
         except AvError as exc:
-            reason = getattr(sndfile_error, "error_string", None) or sndfile_error
             raise AudioDecodeError(
-                path, f"cannot decode audio ({describe_av_error(exc)}; libsndfile: {reason})"
+                path, f"cannot decode audio ({describe_av_error(exc)}; libsndfile: {refusal})"
             ) from exc
         yield info, lambda info, n: container_blocks(container, info, n)
 
@@ -78,8 +74,8 @@ def _decoder(
 def probe(path: str | os.PathLike[str], *, stream: int | None = None) -> AudioInfo:
     """Read the header of an audio or video file (not the samples).
 
-    libsndfile reads what it can (WAV, FLAC, OGG, MP3, ...), PyAV the rest (m4a, mp4,
-    webm, mkv, mov, wma, amr, 3gp, ...). ``stream`` picks a container's audio stream
+    libsndfile reads what it can (WAV, FLAC, OGG, Opus, ...), PyAV the rest (MP3, m4a,
+    mp4, webm, mkv, mov, wma, amr, 3gp, ...). ``stream`` picks a container's audio stream
     (0, the default, is the first). Raises InputNotFoundError, InputError (a directory,
     not a regular file, unreadable), EmptyAudioError (zero bytes, zero frames) or
     AudioDecodeError (not audio, corrupt, truncated WAV, no audio stream, no such
