@@ -436,7 +436,8 @@ class ParakeetBackend(NeMoBackend):
         result = model.transcribe(
             loader,
             batch_size=size,
-            return_hypotheses=True,
+            # Hypotheses carry the timestamps; without them NeMo skips building them.
+            return_hypotheses=options.timestamps,
             verbose=False,
             timestamps=options.timestamps,
         )
@@ -541,7 +542,10 @@ class CanaryBackend(NeMoBackend):
         from nemo.collections.asr.models.aed_multitask_models import MultiTaskTranscriptionConfig
 
         config = MultiTaskTranscriptionConfig(
-            batch_size=size, return_hypotheses=True, verbose=False, enable_chunking=False
+            batch_size=size,
+            return_hypotheses=options.timestamps,
+            verbose=False,
+            enable_chunking=False,
         )
         result = model.transcribe(
             loader, override_config=config, timestamps=options.timestamps or None
