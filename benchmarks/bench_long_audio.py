@@ -12,7 +12,9 @@ dir (deleted afterwards), then measures each file in a fresh process:
 - ``today``: the whole-file path this replaces (libsndfile reads everything, then
   ``to_mono_16k`` and ``split_spans``), for files up to ``--today-limit`` minutes;
 - ``e2e``: ``Transcriber.transcribe`` on a tiny CTC model from
-  :mod:`speakeasy_core.testing.tiny_nemo` (one torch thread).
+  :mod:`speakeasy_core.testing.tiny_nemo` (one torch thread, batch 16, pieces of
+  ``chunk_duration=--max-duration``: Parakeet's own 300 s limit puts 16 five-minute
+  pieces in one forward pass, whose activations alone take gigabytes).
 
 Target: the 1-hour file within 300 MB peak RSS of the 1-minute one; the 3-hour file
 finishes. Prints peak RSS, wall time and the speed of the streamed decode against
@@ -107,7 +109,12 @@ def child(mode: str, path: str, max_duration: float, model: str | None) -> dict[
         from speakeasy_core.backends.nemo import quiet_nemo
 
         torch.set_num_threads(1)
-        with quiet_nemo(), Transcriber("parakeet", model, device="cpu", batch_size=16) as lib:
+        with (
+            quiet_nemo(),
+            Transcriber(
+                "parakeet", model, device="cpu", batch_size=16, chunk_duration=max_duration
+            ) as lib,
+        ):
             lib.transcribe(str(Path(path).with_name("warm-up.wav")))  # loads the model
             loaded, start = _peak_mb(), time.perf_counter()
             text = lib.transcribe(path).text

@@ -8,7 +8,7 @@ import os
 import shutil
 import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -118,6 +118,24 @@ def long_flac(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("stream") / "talk.flac"
     sf.write(path, speechlike(7.0, 44100, 2, seed=1), 44100, subtype="PCM_16")
     return path
+
+
+CopyOf = Callable[[str], Path]
+
+
+@pytest.fixture
+def copy_of(long_flac: Path, containers: dict[str, Path], tmp_path: Path) -> CopyOf:
+    """A private copy (to change or delete) of the ``flac``, ``webm`` or ``m4a`` sample."""
+    sources = {
+        "flac": long_flac,
+        "webm": containers["browser.webm"],
+        "m4a": containers["phone.m4a"],
+    }
+
+    def copy(kind: str) -> Path:
+        return Path(shutil.copy(sources[kind], tmp_path / f"a.{kind}")).resolve()
+
+    return copy
 
 
 # --- streaming equals today's whole-file path ----------------------------------------
@@ -280,10 +298,9 @@ def test_nan_in_a_file_is_refused_while_streaming(make_audio: MakeAudio) -> None
 @needs_proc
 @pytest.mark.parametrize("kind", ["flac", "m4a"])
 def test_the_handle_is_open_only_while_the_generator_is_suspended(
-    long_flac: Path, containers: dict[str, Path], tmp_path: Path, kind: str
+    copy_of: CopyOf, kind: str
 ) -> None:
-    source = long_flac if kind == "flac" else containers["phone.m4a"]
-    path = Path(shutil.copy(source, tmp_path / f"copy.{kind}")).resolve()
+    path = copy_of(kind)
     info = audio.probe(path)
     assert str(path) not in open_paths()
 
@@ -345,11 +362,8 @@ def _pieces(path: Path, info: audio.AudioInfo) -> Iterator[audio.AudioPiece]:
 
 
 @pytest.mark.parametrize("kind", ["flac", "webm"])
-def test_a_file_truncated_after_probing_is_refused(
-    long_flac: Path, containers: dict[str, Path], tmp_path: Path, kind: str
-) -> None:
-    source = long_flac if kind == "flac" else containers["browser.webm"]
-    path = Path(shutil.copy(source, tmp_path / f"a.{kind}"))
+def test_a_file_truncated_after_probing_is_refused(copy_of: CopyOf, kind: str) -> None:
+    path = copy_of(kind)
     info = audio.probe(path)
     os.truncate(path, info.size // 2)  # type: ignore[operator]
     with pytest.raises(
@@ -395,11 +409,8 @@ def test_a_header_that_changed_under_the_same_size_and_time_is_refused(
 
 
 @pytest.mark.parametrize("kind", ["flac", "webm"])
-def test_a_file_cut_short_while_it_streams_is_refused(
-    long_flac: Path, containers: dict[str, Path], tmp_path: Path, kind: str
-) -> None:
-    source = long_flac if kind == "flac" else containers["browser.webm"]
-    path = Path(shutil.copy(source, tmp_path / f"a.{kind}"))
+def test_a_file_cut_short_while_it_streams_is_refused(copy_of: CopyOf, kind: str) -> None:
+    path = copy_of(kind)
     info = audio.probe(path)
     pieces = audio.iter_pieces(path, 0.25, info=info, label=str(path), block_frames=1024)
     next(pieces)
