@@ -269,6 +269,12 @@ def test_an_input_shorter_than_one_output_sample_is_empty() -> None:
         list(audio.iter_pieces((np.array([0.1], np.float32), 44100), 5.0, label="tiny"))
 
 
+@pytest.mark.parametrize("rate", [0, 16000.0, "16000", True])
+def test_a_bad_array_rate_is_an_option_error(rate: object) -> None:
+    with pytest.raises(InvalidOptionError, match="sample_rate"):
+        list(audio.iter_pieces((np.zeros(100, np.float32), rate), None, label="x"))  # type: ignore[arg-type]
+
+
 def test_array_errors_name_the_label() -> None:
     with pytest.raises(AudioDecodeError, match="<array 3>: contains NaN"):
         list(audio.iter_pieces((np.array([0.0, np.nan]), 16000), None, label="<array 3>"))

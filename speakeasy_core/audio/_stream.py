@@ -144,9 +144,9 @@ def iter_pieces(
         probed = probe(path) if info is None else info
         name, rate = str(path), probed.sample_rate
         opened = _file_blocks(path, probed, block_frames)
-    resampler = MonoResampler(rate)
     count = 0
     with opened as blocks:
+        resampler = MonoResampler(rate)  # after the array's rate is validated
         for block in blocks:
             if block.dtype.kind == "f" and not np.isfinite(block).all():
                 raise AudioDecodeError(name, "contains NaN or infinite samples")
