@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -77,7 +77,7 @@ class Probed:
     source: Path | tuple[npt.NDArray[Any], int]
     info: audio.AudioInfo | None = None
 
-    def pieces(self, max_duration: float | None) -> Any:
+    def pieces(self, max_duration: float | None) -> Iterator[audio.AudioPiece]:
         """The input's 16 kHz mono pieces, decoded lazily (see :func:`audio.iter_pieces`)."""
         return audio.iter_pieces(self.source, max_duration, info=self.info, label=self.label)
 
