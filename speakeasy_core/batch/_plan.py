@@ -78,8 +78,7 @@ class Planner:
 
     ``on_input`` is called (in the calling thread) for every input that probed well,
     ``on_error`` for every one that did not, before any task of its window is handed
-    out. The next window is read and probed while this window's tasks run, so at most
-    two windows of inputs are held.
+    out. The next window is read and probed while this window's tasks run.
     """
 
     def __init__(
@@ -113,10 +112,16 @@ class Planner:
         numbered = enumerate(inputs)
         probes, failure = self._read(numbered)
         while True:
-            following, later = ([], None) if failure else self._read(numbered)
-            yield from self._window_tasks(probes)
+            ahead: tuple[list[tuple[int, str, Future[Probed]]], Exception | None] | None = None
+            for task in self._window_tasks(probes):
+                yield task
+                # Probe the next window once this one's first batch is queued, so
+                # those probes wait behind it in the workers, not in front of it.
+                if ahead is None and failure is None:
+                    ahead = self._read(numbered)
             if failure is not None:
                 raise failure
+            following, later = ahead if ahead is not None else self._read(numbered)
             if not following and later is None:
                 return
             probes, failure = following, later
