@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from faster_whisper import WhisperModel
 
-from speakeasy_core.audio import TARGET_SAMPLE_RATE, load_audio, write_wav
+from speakeasy_core.audio import TARGET_SAMPLE_RATE, load_audio
 from speakeasy_core.backends.base import PreparedAudio
 from speakeasy_core.backends.whisper import WhisperBackend
 from speakeasy_core.tempfiles import TempWorkspace
@@ -99,9 +99,7 @@ def main() -> None:
     with TempWorkspace() as workspace:
 
         def prepare(key: str, samples: npt.NDArray[np.float32]) -> PreparedAudio:
-            with workspace.new_file(".wav") as (path, handle):
-                write_wav(handle, samples)
-            return PreparedAudio(key, path, len(samples) / TARGET_SAMPLE_RATE)
+            return PreparedAudio(key, samples)
 
         items = [prepare(f"item-{i}", example) for i in range(args.repeats)]
         loop = [prepare("looped", looped)]

@@ -1,8 +1,9 @@
 """Long audio: cut at quiet points into pieces a backend handles well, then merge back.
 
 A recording longer than the backend's ``max_duration`` is cut into contiguous,
-non-overlapping spans. Each cut is placed at the quietest 20 ms frame in the last
-``search`` seconds before the nominal boundary, so words are rarely split. Merging
+non-overlapping spans (on a stream, :func:`~speakeasy_core.audio.iter_pieces` makes the
+same cuts). Each cut is placed at the quietest 20 ms frame in the last ``search``
+seconds before the nominal boundary, so words are rarely split. Merging
 shifts each piece's word and segment times by the piece's offset, so timestamps stay
 monotonic and inside the input's duration.
 """
@@ -15,23 +16,10 @@ from dataclasses import replace
 import numpy as np
 import numpy.typing as npt
 
+from .audio import QuietCutter
 from .backends.base import BackendOutput
 
 __all__ = ["merge_outputs", "split_spans"]
-
-_FRAME_SECONDS = 0.02
-
-
-def _quietest_frame(samples: npt.NDArray[np.float32], start: int, stop: int, frame: int) -> int:
-    """Sample index of the start of the lowest-energy frame in [start, stop)."""
-    region = samples[start:stop]
-    frames = len(region) // frame
-    if frames < 2:
-        return stop
-    energy = np.square(region[: frames * frame].reshape(frames, frame)).sum(axis=1)
-    # Prefer the latest of equally quiet frames: longer pieces, fewer cuts.
-    best = frames - 1 - int(np.argmin(energy[::-1]))
-    return start + best * frame
 
 
 def split_spans(
@@ -39,28 +27,19 @@ def split_spans(
     sample_rate: int,
     max_duration: float,
     *,
-    search: float = 5.0,
+    search: float = QuietCutter.SEARCH_SECONDS,
 ) -> list[tuple[int, int]]:
     """Cut ``samples`` into ``[start, stop)`` spans of at most ``max_duration`` seconds.
 
     Spans are contiguous and cover every sample. ``search`` (seconds) bounds how far
     before the nominal boundary a cut may move to find silence; it is capped at half
-    of ``max_duration`` so every piece keeps at least half the maximum length.
+    of ``max_duration`` so every piece keeps at least half the maximum length. The
+    cuts are those :class:`~speakeasy_core.audio.QuietCutter` makes on a stream.
     """
-    if max_duration <= 0:
-        raise ValueError("max_duration must be positive")
-    limit = max(1, int(max_duration * sample_rate))
-    window = min(int(search * sample_rate), limit // 2)
-    frame = max(1, int(_FRAME_SECONDS * sample_rate))
-    spans: list[tuple[int, int]] = []
-    start, total = 0, len(samples)
-    while total - start > limit:
-        boundary = start + limit
-        cut = _quietest_frame(samples, boundary - window, boundary, frame)
-        spans.append((start, cut))
-        start = cut
-    spans.append((start, total))
-    return spans
+    cutter = QuietCutter(sample_rate, max_duration, search=search)
+    pieces = [*cutter.push(samples), *cutter.finish()]
+    spans = [(start, start + len(piece)) for start, piece in pieces]
+    return spans or [(0, 0)]
 
 
 def merge_outputs(pieces: Sequence[tuple[float, float, BackendOutput]]) -> BackendOutput:

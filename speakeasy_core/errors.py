@@ -15,6 +15,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "EmptyAudioError",
+    "InputChangedError",
     "InputError",
     "InputNotFoundError",
     "Interrupted",
@@ -73,6 +74,10 @@ class AudioDecodeError(InputError, ValueError):
 
 class EmptyAudioError(AudioDecodeError):
     """The input decodes to zero samples."""
+
+
+class InputChangedError(AudioDecodeError):
+    """The file changed (size, time or content) between probing and decoding it."""
 
 
 class InvalidOptionError(SpeakEasyError, ValueError):

@@ -21,11 +21,16 @@ from .errors import InvalidOptionError
 from .tempfiles import DEFAULT_POLICY, RetryPolicy, TempWorkspace, sweep_stale
 from .types import Task, TranscribeOptions, TranscriptionResult, failed
 
-__all__ = ["OptionOverrides", "Transcriber"]
+__all__ = ["OptionOverrides", "Transcriber", "default_workers"]
 
 logger = logging.getLogger(__name__)
 
 _OPTION_NAMES = frozenset(f.name for f in fields(TranscribeOptions))
+
+
+def default_workers() -> int:
+    """Prefetch threads by default: one per core but one (the model's), 1 to 4."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 class OptionOverrides(TypedDict, total=False):
@@ -47,9 +52,11 @@ class Transcriber:
     model without a backend means ``"parakeet"`` (any NeMo ``ASRModel``).
 
     ``batch_size`` inputs go to the model per call; ``window`` inputs (default: 8
-    batches, at least 64) are read ahead and sorted by duration. Inputs longer than the
-    backend's ``max_duration`` or ``chunk_duration`` (seconds) are cut at quiet points
-    and merged back into one result.
+    batches, at least 64) are probed together and sorted by duration. Inputs longer
+    than the backend's ``max_duration`` or ``chunk_duration`` (seconds) are cut at
+    quiet points as they are decoded and merged back into one result.
+    ``num_workers`` threads decode and collate the next batches while the model runs
+    the current one (default: one per core but one, at most 4; 0: no threads).
 
     The model loads on first use (or :meth:`load`); use the object as a context manager
     to free it afterwards. Keyword ``options`` (task, language, target_language,
@@ -69,6 +76,7 @@ class Transcriber:
         batch_size: int = 16,
         window: int | None = None,
         chunk_duration: float | None = None,
+        num_workers: int | None = None,
         backend_options: Mapping[str, Any] | None = None,
         workspace_root: str | os.PathLike[str] | None = None,
         retry_policy: RetryPolicy = DEFAULT_POLICY,
@@ -82,6 +90,11 @@ class Transcriber:
             raise InvalidOptionError("window", window, "must be a positive integer")
         if chunk_duration is not None and not chunk_duration > 0:
             raise InvalidOptionError("chunk_duration", chunk_duration, "must be positive seconds")
+        if num_workers is not None and (
+            not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0
+        ):
+            raise InvalidOptionError("num_workers", num_workers, "must be an integer >= 0")
+        self.num_workers = default_workers() if num_workers is None else num_workers
         self.chunk_duration = chunk_duration
         self.batch_size = batch_size
         self.window = window or max(64, 8 * batch_size)
@@ -179,8 +192,8 @@ class Transcriber:
     ) -> Iterator[TranscriptionResult]:
         """Like :meth:`transcribe_batch`, but streams results in input order.
 
-        Only one window of inputs is held at a time, so any number of inputs may be
-        given as a lazy iterable.
+        At most two windows of inputs are held at a time (the next one is probed while
+        the current one runs), so any number of inputs may be given as a lazy iterable.
         """
         waiting: dict[int, TranscriptionResult] = {}
         following = 0
@@ -229,6 +242,7 @@ class Transcriber:
                 window=self.window,
                 max_duration=self._max_duration(),
                 progress=self._progress_callback(stack, total),
+                num_workers=self.num_workers,
             )
             yield from engine.run(items, options, total)
 

@@ -26,6 +26,7 @@ settings.load_profile("ci")
 
 pytest_plugins = [
     "tests.fixtures.audio",
+    "tests.fixtures.containers",
     "tests.fixtures.nemo_models",
     "tests.hostile",
 ]

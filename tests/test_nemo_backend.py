@@ -1,4 +1,4 @@
-"""Parakeet and Canary backends on tiny real NeMo models: loading, options, order, temp files."""
+"""Parakeet and Canary backends on tiny real NeMo models: loading, collate, options, files."""
 
 from __future__ import annotations
 
@@ -8,16 +8,21 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from speakeasy_core.backends import Backend, create_backend
 from speakeasy_core.backends.base import BackendOutput, PreparedAudio
-from speakeasy_core.backends.nemo import CanaryBackend, NeMoBackend, ParakeetBackend
+from speakeasy_core.backends.nemo import CanaryBackend, NeMoBackend, ParakeetBackend, quiet_nemo
 from speakeasy_core.errors import InvalidOptionError, ModelLoadError, TranscriptionError
 from speakeasy_core.tempfiles import OWNER_FILE, TempWorkspace
 from speakeasy_core.types import TranscribeOptions
@@ -36,7 +41,7 @@ TRANSLATE_EN_DE = TranscribeOptions(
 
 
 class RecordingWorkspace(TempWorkspace):
-    """A real workspace that also keeps the lines of every manifest written through it."""
+    """A real workspace that also keeps the lines of any manifest written through it."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
@@ -234,20 +239,112 @@ def test_one_output_per_item_in_input_order(
     assert singles == texts(outputs)
     reverse = backend.transcribe_batch(clips[::-1], options, workspace)
     assert texts(reverse)[::-1] == texts(outputs)
-    assert len(workspace.manifests) == 2 + len(clips) + 1  # one manifest per call
+    assert workspace.manifests == []  # the batch is collated from arrays
     assert_empty(workspace)
 
 
-def test_the_manifest_lists_the_batch_with_absolute_paths_and_durations(
+# -- our collate is the model's loader -------------------------------------------------
+
+# Lengths (samples) around Canary's 1 s minimum and odd/even padding, plus longer ones.
+EDGE_LENGTHS = (1, 2, 3, 7999, 8000, 12345, 15999, 16000, 16001, 40000)
+
+
+def model_loader_batch(backend: NeMoBackend, paths: list[Path], fields: dict[str, Any]) -> Any:
+    """The batch the model's own transcription dataloader makes of ``paths``."""
+    manifest = paths[0].parent / "reference-manifest.json"
+    lines = [
+        {"audio_filepath": str(path), "duration": sf.info(path).duration, **fields}
+        for path in paths
+    ]
+    manifest.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
+    with quiet_nemo(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loader = backend.model._setup_transcribe_dataloader(
+            {"manifest_filepath": str(manifest), "batch_size": len(paths), "num_workers": 0}
+        )
+        [batch] = list(loader)
+    manifest.unlink()
+    return batch
+
+
+def batch_tensors(batch: Any) -> dict[str, Any]:
+    """Every tensor of a collated batch, by position (Parakeet) or field (Canary)."""
+    import torch
+
+    if isinstance(batch, list):
+        return {str(i): t for i, t in enumerate(batch)}
+    return {k: v for k, v in vars(batch).items() if isinstance(v, torch.Tensor)}
+
+
+def assert_same_batch(ours: Any, theirs: Any) -> None:
+    import torch
+
+    assert type(ours) is type(theirs)
+    mine, reference = batch_tensors(ours), batch_tensors(theirs)
+    assert mine.keys() == reference.keys()
+    for name, tensor in reference.items():
+        assert mine[name].dtype == tensor.dtype, name
+        assert torch.equal(mine[name], tensor), name
+
+
+def write_noise(path: Path, frames: int, seed: int) -> PreparedAudio:
+    samples = 0.1 * np.random.default_rng(seed).standard_normal(frames)
+    sf.write(path, samples.astype(np.float32), 16000, subtype="PCM_16")
+    return PreparedAudio(str(path), sf.read(path, dtype="float32")[0])
+
+
+@pytest.mark.filterwarnings("ignore:.*pin_memory.*:UserWarning")
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        *((kind, TranscribeOptions()) for kind in PARAKEET_KINDS + CANARY_KINDS),
+        ("canary", TRANSLATE_EN_DE),
+        ("canary2", TranscribeOptions(language="fr", timestamps=True)),
+    ],
+)
+def test_our_batch_equals_the_models_own_loader_and_so_do_the_texts(
+    kind: str,
+    options: TranscribeOptions,
     backend_for: Callable[[str], NeMoBackend],
-    clips: list[PreparedAudio],
+    tmp_path: Path,
     workspace: RecordingWorkspace,
 ) -> None:
-    backend_for("ctc").transcribe_batch(clips, TranscribeOptions(), workspace)
-    [lines] = workspace.manifests
-    assert lines == [
-        {"audio_filepath": str(clip.path.absolute()), "duration": clip.duration} for clip in clips
-    ]
+    backend = backend_for(kind)
+    items = [write_noise(tmp_path / f"{n}.wav", n, seed=n) for n in EDGE_LENGTHS]
+    paths = [Path(item.key) for item in items]
+    fields = backend._prompt_fields(options, backend.capabilities)
+    ours = backend.collate(items, options)
+    assert_same_batch(ours, model_loader_batch(backend, paths, fields))
+    # And the texts equal NeMo's own transcribe() on the files.
+    if kind in CANARY_KINDS:
+        manifest = tmp_path / "raw.json"
+        lines = [
+            {"audio_filepath": str(p), "duration": sf.info(p).duration, **fields} for p in paths
+        ]
+        manifest.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
+        with quiet_nemo():
+            raw = backend.model.transcribe(str(manifest), batch_size=len(paths), verbose=False)
+    else:
+        with quiet_nemo():
+            raw = backend.model.transcribe(
+                [str(p) for p in paths], batch_size=len(paths), verbose=False
+            )
+    outputs = backend.transcribe_batch(items, options, workspace)
+    assert texts(outputs) == [hypothesis.text.strip() for hypothesis in raw]
+
+
+@settings(max_examples=12)
+@given(frames=st.lists(st.integers(1, 24000), min_size=1, max_size=6))
+def test_canary_padding_equals_the_models_loader_for_any_lengths(
+    frames: list[int], backend_for: Callable[[str], NeMoBackend], tmp_path_factory: Any
+) -> None:
+    backend = backend_for("canary2")
+    directory = tmp_path_factory.mktemp("lengths")
+    items = [write_noise(directory / f"{i}.wav", n, seed=i) for i, n in enumerate(frames)]
+    options = TranscribeOptions()
+    fields = backend._prompt_fields(options, backend.capabilities)
+    reference = model_loader_batch(backend, [Path(item.key) for item in items], fields)
+    assert_same_batch(backend.collate(items, options), reference)
 
 
 def test_the_same_file_twice_in_a_batch(
@@ -388,7 +485,7 @@ def test_canary1_refuses_timestamps(
         ),
     ],
 )
-def test_canary_options_reach_the_manifest_and_the_prompt(
+def test_canary_options_become_the_prompt_fields_and_tokens(
     kind: str,
     options: TranscribeOptions,
     fields: dict[str, str],
@@ -407,9 +504,9 @@ def test_canary_options_reach_the_manifest_and_the_prompt(
         outputs = backend.transcribe_batch(clips[:2], options, workspace)
     finally:
         handle.remove()
-    [lines] = workspace.manifests
-    assert [{k: line[k] for k in fields} for line in lines] == [fields, fields]
-    assert ("taskname" in lines[0]) is (kind == "canary")
+    made = backend._prompt_fields(options, backend.capabilities)
+    assert {k: made[k] for k in fields} == fields
+    assert ("taskname" in made) is (kind == "canary")
     # The first decoder step sees the whole prompt, one row per item.
     rows = [model.tokenizer.ids_to_tokens(row.tolist()) for row in seen[0]]
     assert rows == [prompt, prompt]
@@ -526,7 +623,7 @@ class FileAudit:
 
 
 @pytest.mark.parametrize("kind", ["tdt", "canary2"])
-def test_nemo_writes_no_manifest_of_its_own(
+def test_nothing_is_written_during_our_calls(
     kind: str,
     *,
     backend_for: Callable[[str], NeMoBackend],
@@ -540,9 +637,7 @@ def test_nemo_writes_no_manifest_of_its_own(
     monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
     with FileAudit.recording() as events:
         backend_for(kind).transcribe_batch(clips, TranscribeOptions(), workspace)
-    written = [Path(path) for what, path in events if what == "write"]
-    assert [p.parent for p in written] == [workspace.path]  # our one manifest, no other file
-    assert written[0].name.startswith("manifest-")
+    assert [path for what, path in events if what == "write"] == []  # no manifest, no wav
     # transcribe() still enters one TemporaryDirectory per call: empty, and gone after.
     assert [Path(path).parent for what, path in events if what == "mkdtemp"] == [system_temp]
     assert list(system_temp.iterdir()) == []
@@ -570,43 +665,36 @@ def test_no_manifest_or_audio_is_open_or_left_while_the_model_runs(
     during: list[tuple[bool, list[str]]] = []
 
     def look(*_: object) -> None:
-        during.append((workspace.manifest_paths[0].exists(), _open_files()))
+        during.append((bool(workspace.manifest_paths), _open_files()))
 
     handle = backend.model.encoder.register_forward_hook(look)
     try:
         backend.transcribe_batch(clips, TranscribeOptions(), workspace)
     finally:
         handle.remove()
-    [(manifest_exists, open_files)] = during  # one forward pass for the batch
-    assert not manifest_exists  # deleted before the model ran
-    audio = {str(clip.path) for clip in clips}
+    [(manifest_written, open_files)] = during  # one forward pass for the batch
+    assert not manifest_written
+    audio = {clip.key for clip in clips}
     assert not [f for f in open_files if f.endswith(".json") or f in audio]
 
 
-def test_a_corrupt_file_fails_the_batch_and_leaves_nothing(
+def test_collating_off_the_model_thread_gives_the_same_texts(
     backend_for: Callable[[str], NeMoBackend],
     clips: list[PreparedAudio],
     workspace: RecordingWorkspace,
 ) -> None:
-    corrupt = clips[1].path
-    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + os.urandom(64))
-    with pytest.raises(TranscriptionError, match="a batch of 4") as info:
-        backend_for("ctc").transcribe_batch(clips, TranscribeOptions(), workspace)
-    assert info.value.__cause__ is not None
-    assert len(workspace.manifests) == 1
-    assert_empty(workspace)
+    from concurrent.futures import ThreadPoolExecutor
 
-
-def test_a_file_deleted_after_preparation_fails_and_leaves_nothing(
-    backend_for: Callable[[str], NeMoBackend],
-    clips: list[PreparedAudio],
-    workspace: RecordingWorkspace,
-) -> None:
-    clips[2].path.unlink()
-    with pytest.raises(TranscriptionError) as info:
-        backend_for("canary").transcribe_batch(clips[2:3], TranscribeOptions(), workspace)
-    assert clips[2].key in str(info.value)
-    assert_empty(workspace)
+    backend = backend_for("canary2")
+    options = TranscribeOptions(language="de")
+    with ThreadPoolExecutor(2) as pool:
+        collated = list(pool.map(lambda batch: backend.collate(batch, options), [clips, clips]))
+    outputs = [backend.transcribe_collated(clips, each, options) for each in collated]
+    assert (
+        texts(outputs[0])
+        == texts(outputs[1])
+        == texts(backend.transcribe_batch(clips, options, workspace))
+    )
 
 
 @pytest.mark.parametrize("kind", ["hybrid", "canary"])

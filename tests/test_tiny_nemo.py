@@ -98,7 +98,7 @@ def test_tiny_models_run_in_nemo_transcribe(
     kind: str, tiny_nemo_models: dict[str, Path], nemo_wav: MakeNemoWav
 ) -> None:
     model = _restore(tiny_nemo_models[kind])
-    audio = [str(nemo_wav(f"{i}.wav", 1.0 + i / 2, seed=i).path) for i in range(2)]
+    audio = [nemo_wav(f"{i}.wav", 1.0 + i / 2, seed=i).key for i in range(2)]
     with quiet_nemo():
         first = model.transcribe(audio, batch_size=2, verbose=False)
         second = model.transcribe(audio, batch_size=2, verbose=False)

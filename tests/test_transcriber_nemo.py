@@ -17,7 +17,7 @@ from speakeasy_core import AudioArray, AudioInput, Transcriber
 from speakeasy_core.backends.nemo import NeMoBackend
 from speakeasy_core.job import JOURNAL_NAME, JobInput, run_job
 from speakeasy_core.journal import read_journal
-from tests.fixtures.nemo_models import write_nemo_wav
+from tests.fixtures.nemo_models import nemo_wav_file
 
 pytestmark = pytest.mark.nemo
 
@@ -53,8 +53,8 @@ def raising_in_model(
 def test_mixed_batch_in_order_with_a_real_model_failure_isolated(
     tiny_tdt_nemo: Path, tmp_path: Path, root: Path
 ) -> None:
-    clips = [write_nemo_wav(tmp_path / f"clip{i}.wav", 1.0 + i / 2, seed=i).path for i in range(5)]
-    poisoned = write_nemo_wav(tmp_path / "poisoned.wav", 2.7, seed=9).path
+    clips = [nemo_wav_file(tmp_path / f"clip{i}.wav", 1.0 + i / 2, seed=i) for i in range(5)]
+    poisoned = nemo_wav_file(tmp_path / "poisoned.wav", 2.7, seed=9)
     speech, _ = sf.read(clips[3], dtype="float32")
     stereo_48k = tmp_path / "stereo48k.flac"
     sf.write(stereo_48k, np.stack([np.repeat(speech, 3)] * 2, axis=1), 48000)
@@ -98,7 +98,7 @@ def test_mixed_batch_in_order_with_a_real_model_failure_isolated(
 def test_canary_translation_options_reach_the_result(
     tiny_canary_nemo: Path, tmp_path: Path, root: Path
 ) -> None:
-    clip = write_nemo_wav(tmp_path / "de.wav", 2.0, seed=3).path
+    clip = nemo_wav_file(tmp_path / "de.wav", 2.0, seed=3)
     with Transcriber(
         "canary", tiny_canary_nemo, device="cpu", workspace_root=root, language="de"
     ) as t:
@@ -113,7 +113,7 @@ def test_canary_translation_options_reach_the_result(
 def test_long_audio_is_cut_and_merged_with_times_inside(
     tiny_tdt_nemo: Path, tmp_path: Path, root: Path
 ) -> None:
-    long = write_nemo_wav(tmp_path / "long.wav", 95.0, seed=1).path
+    long = nemo_wav_file(tmp_path / "long.wav", 95.0, seed=1)
     with Transcriber(
         "parakeet",
         tiny_tdt_nemo,
@@ -139,7 +139,7 @@ def test_failures_in_the_forward_pass_leave_no_temp_files(
 ) -> None:
     resampled = tmp_path / "8k.wav"
     sf.write(resampled, np.random.default_rng(0).standard_normal(8000).astype(np.float32) / 4, 8000)
-    inputs = [resampled, write_nemo_wav(tmp_path / "a.wav", 1.0).path]
+    inputs = [resampled, nemo_wav_file(tmp_path / "a.wav", 1.0)]
     with Transcriber("parakeet", tiny_ctc_nemo, device="cpu", workspace_root=root) as t:
         with raising_in_model(t, exc):
             if isinstance(exc, KeyboardInterrupt):
@@ -164,7 +164,7 @@ def test_job_killed_mid_run_and_resumed_equals_one_run(
 ) -> None:
     folder = tmp_path_factory.mktemp("inputs")
     inputs = [
-        JobInput(write_nemo_wav(folder / f"c{i}.wav", 0.5 + i / 4, seed=i).path, f"c{i}")
+        JobInput(nemo_wav_file(folder / f"c{i}.wav", 0.5 + i / 4, seed=i), f"c{i}")
         for i in range(8)
     ]
     with Transcriber("parakeet", tiny_ctc_nemo, device="cpu", batch_size=2) as t:

@@ -14,10 +14,10 @@ import pytest
 import soundfile as sf
 import soxr
 
-from speakeasy_core.audio import TARGET_SAMPLE_RATE, load_audio, to_mono_16k, write_wav
+from speakeasy_core.audio import TARGET_SAMPLE_RATE, load_audio, to_mono_16k
 from speakeasy_core.backends import Backend, BackendOutput, PreparedAudio, create_backend
 from speakeasy_core.backends.whisper import WhisperBackend
-from speakeasy_core.errors import InputNotFoundError, InvalidOptionError, ModelLoadError
+from speakeasy_core.errors import InvalidOptionError, ModelLoadError
 from speakeasy_core.tempfiles import TempWorkspace
 from speakeasy_core.types import Segment, TranscribeOptions, Word
 
@@ -60,10 +60,8 @@ def example() -> Samples:
 
 
 def prepare(workspace: TempWorkspace, key: str, samples: Samples) -> PreparedAudio:
-    """Write ``samples`` as a model-ready wav in the workspace, as the Transcriber does."""
-    with workspace.new_file(".wav") as (path, handle):
-        write_wav(handle, samples)
-    return PreparedAudio(key, path, len(samples) / TARGET_SAMPLE_RATE)
+    """``samples`` as the Transcriber hands them on: 16 kHz mono float32."""
+    return PreparedAudio(key, np.ascontiguousarray(samples, dtype=np.float32))
 
 
 def transcribe(
@@ -76,7 +74,7 @@ def transcribe(
 
 
 def test_example_gives_the_sentence(backend: WhisperBackend, workspace: TempWorkspace) -> None:
-    [output] = transcribe(backend, workspace, [PreparedAudio("example", EXAMPLE, 4.0)])
+    [output] = transcribe(backend, workspace, [PreparedAudio("example", load_audio(EXAMPLE))])
     assert output.text == EXAMPLE_TEXT
     assert normalise(output.text) == REFERENCE
     assert output.language == "en"
@@ -166,7 +164,7 @@ def test_unsupported_transcribe_options_raise(
     backend: WhisperBackend, workspace: TempWorkspace, options: TranscribeOptions, option: str
 ) -> None:
     with pytest.raises(InvalidOptionError) as caught:
-        transcribe(backend, workspace, [PreparedAudio("example", EXAMPLE, 4.0)], options)
+        transcribe(backend, workspace, [PreparedAudio("example", load_audio(EXAMPLE))], options)
     assert caught.value.option == option
 
 
@@ -211,16 +209,25 @@ def test_name_and_directory_load_offline_and_reload_after_unload(
     backend = create_backend("whisper", model=model, device="cpu", cpu_threads=2)
     assert isinstance(backend, WhisperBackend)
     assert backend.model_name == model
-    item = PreparedAudio("example", EXAMPLE, 4.0)
+    item = PreparedAudio("example", load_audio(EXAMPLE))
     assert transcribe(backend, workspace, [item])[0].text == EXAMPLE_TEXT
     backend.unload()
     backend.unload()
     assert transcribe(backend, workspace, [item])[0].text == EXAMPLE_TEXT
 
 
-def test_missing_item_file_raises_naming_it(
-    backend: WhisperBackend, workspace: TempWorkspace, tmp_path: Path
+def test_the_transcriber_hands_whisper_arrays_and_writes_nothing(
+    backend: WhisperBackend, tmp_path: Path
 ) -> None:
-    missing = tmp_path / "gone.wav"
-    with pytest.raises(InputNotFoundError, match=re.escape(str(missing))):
-        transcribe(backend, workspace, [PreparedAudio("gone", missing, 1.0)])
+    from speakeasy_core import Transcriber
+
+    root = tmp_path / "temp"
+    root.mkdir()
+    stereo = tmp_path / "example-44k.flac"
+    samples = load_audio(EXAMPLE)
+    resampled = soxr.resample(samples, TARGET_SAMPLE_RATE, 44100)
+    sf.write(stereo, np.stack([resampled, resampled], axis=1), 44100)
+    with Transcriber(backend, workspace_root=root) as transcriber:
+        [result] = transcriber.transcribe_batch([stereo])
+    assert normalise(result.text) == REFERENCE
+    assert [p for p in root.rglob("*") if p.suffix == ".wav"] == []

@@ -1,9 +1,13 @@
 """The contract between the :class:`~speakeasy_core.Transcriber` and a model backend.
 
-A backend receives a batch of :class:`PreparedAudio`: 16 kHz mono audio files that
-already exist on disk, closed, with measured durations. It returns one
-:class:`BackendOutput` per item, in the same order. It never creates or deletes files
-itself; when it needs one (a manifest, say) it asks the workspace it is given.
+A backend receives a batch of :class:`PreparedAudio`: 16 kHz mono float32 samples the
+Transcriber decoded (no file is involved). It returns one :class:`BackendOutput` per
+item, in the same order. It never creates or deletes files itself; when it needs one
+(a wav for a tool that only reads files, say) it asks the workspace it is given.
+
+A backend that can also turn a batch into model input ahead of time implements
+:class:`CollatingBackend`: the Transcriber then collates the next batches in its
+prefetch workers while the model runs the current one.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
+from ..audio import TARGET_SAMPLE_RATE
 from ..errors import InvalidOptionError
 from ..types import Segment, Task, TranscribeOptions, Word
 
@@ -25,9 +32,11 @@ __all__ = [
     "BackendFactory",
     "BackendOutput",
     "Capabilities",
+    "CollatingBackend",
     "PreparedAudio",
     "describe_batch",
     "is_backend",
+    "is_collating",
     "validate_options",
 ]
 
@@ -71,13 +80,20 @@ def validate_options(options: TranscribeOptions, caps: Capabilities) -> None:
         _check_choice("target_language", options.target_language, caps.target_languages)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PreparedAudio:
-    """One input ready for a backend: a closed 16 kHz mono file and its duration."""
+    """One input (or piece of one) ready for a backend: 16 kHz mono float32 samples.
+
+    ``key`` names it in errors and logs (the input's path or label).
+    """
 
     key: str
-    path: Path
-    duration: float
+    samples: npt.NDArray[np.float32]
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio."""
+        return len(self.samples) / TARGET_SAMPLE_RATE
 
 
 def describe_batch(batch: Sequence[PreparedAudio]) -> str:
@@ -125,7 +141,28 @@ class Backend(Protocol):
         """
 
 
+class CollatingBackend(Backend, Protocol):
+    """A backend that prepares a batch's model input separately from running the model."""
+
+    def collate(self, batch: Sequence[PreparedAudio], options: TranscribeOptions) -> Any:
+        """The model input for ``batch``; thread-safe (called from prefetch workers).
+
+        Raises InvalidOptionError for options the backend cannot honour.
+        """
+
+    def transcribe_collated(
+        self, batch: Sequence[PreparedAudio], collated: Any, options: TranscribeOptions
+    ) -> list[BackendOutput]:
+        """Like :meth:`Backend.transcribe_batch`, on what :meth:`collate` returned for it."""
+
+
 _BACKEND_MEMBERS = ("name", "model_name", "load", "unload", "capabilities", "transcribe_batch")
+_COLLATING_MEMBERS = ("collate", "transcribe_collated")
+
+
+def _has_members(obj: object, members: Sequence[str]) -> bool:
+    missing = object()
+    return all(inspect.getattr_static(obj, member, missing) is not missing for member in members)
 
 
 def is_backend(obj: object) -> bool:
@@ -134,10 +171,12 @@ def is_backend(obj: object) -> bool:
     ``isinstance(obj, Backend)`` would read the ``capabilities`` property on Python
     3.11, and a backend's capabilities load its model.
     """
-    missing = object()
-    return all(
-        inspect.getattr_static(obj, member, missing) is not missing for member in _BACKEND_MEMBERS
-    )
+    return _has_members(obj, _BACKEND_MEMBERS)
+
+
+def is_collating(obj: object) -> bool:
+    """Whether the backend ``obj`` is also a :class:`CollatingBackend`."""
+    return _has_members(obj, _COLLATING_MEMBERS)
 
 
 class BackendFactory(Protocol):

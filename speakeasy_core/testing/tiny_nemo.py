@@ -35,6 +35,7 @@ __all__ = [
     "build_tiny_hybrid",
     "build_tiny_rnnt",
     "build_tiny_tdt",
+    "build_xl_tdt",
 ]
 
 logger = logging.getLogger(__name__)
@@ -79,17 +80,19 @@ class TinyModel:
     languages: tuple[str, ...] = ()
 
 
-def _train_tokenizer(directory: Path) -> Path:
-    """Train a tiny sentencepiece BPE tokenizer; NeMo wants ``vocab.txt`` beside the model."""
+def _train_tokenizer(
+    directory: Path, *, text: str = _TOKENIZER_TEXT, vocab_size: int = _VOCAB_SIZE
+) -> Path:
+    """Train a sentencepiece BPE tokenizer; NeMo wants ``vocab.txt`` beside the model."""
     from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
 
     directory.mkdir(parents=True, exist_ok=True)
-    text = directory / "text.txt"
-    text.write_text(_TOKENIZER_TEXT, encoding="utf-8")
+    corpus = directory / "text.txt"
+    corpus.write_text(text, encoding="utf-8")
     with quiet_nemo():
         create_spt_model(
-            str(text),
-            vocab_size=_VOCAB_SIZE,
+            str(corpus),
+            vocab_size=vocab_size,
             sample_size=-1,
             do_lower_case=True,
             tokenizer_type="bpe",
@@ -98,33 +101,41 @@ def _train_tokenizer(directory: Path) -> Path:
     return directory
 
 
-def _preprocessor() -> dict[str, Any]:
+def _preprocessor(features: int = _N_MELS) -> dict[str, Any]:
     return {
         "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
         "sample_rate": 16000,
         "normalize": "per_feature",
         "window_size": 0.025,
         "window_stride": 0.01,
-        "features": _N_MELS,
+        "features": features,
         "n_fft": 512,
         "dither": 0.0,
         "pad_to": 0,
     }
 
 
-def _encoder() -> dict[str, Any]:
-    """A FastConformer layout (8x depthwise-striding subsampling), one layer deep."""
+def _encoder(
+    *,
+    features: int = _N_MELS,
+    layers: int = 1,
+    d_model: int = _D_MODEL,
+    conv_channels: int = 32,
+    ff_expansion: int = 2,
+    heads: int = 4,
+) -> dict[str, Any]:
+    """A FastConformer layout (8x depthwise-striding subsampling), one layer deep by default."""
     return {
         "_target_": "nemo.collections.asr.modules.ConformerEncoder",
-        "feat_in": _N_MELS,
-        "n_layers": 1,
-        "d_model": _D_MODEL,
+        "feat_in": features,
+        "n_layers": layers,
+        "d_model": d_model,
         "subsampling": "dw_striding",
         "subsampling_factor": 8,
-        "subsampling_conv_channels": 32,
-        "ff_expansion_factor": 2,
+        "subsampling_conv_channels": conv_channels,
+        "ff_expansion_factor": ff_expansion,
         "self_attention_model": "rel_pos",
-        "n_heads": 4,
+        "n_heads": heads,
         "conv_kernel_size": 9,
         "dropout": 0.0,
         "dropout_pre_encoder": 0.0,
@@ -133,22 +144,24 @@ def _encoder() -> dict[str, Any]:
     }
 
 
-def _transducer_parts(*, tdt: bool) -> dict[str, Any]:
+def _transducer_parts(
+    *, tdt: bool, encoder: int = _D_MODEL, hidden: int = _D_MODEL, rnn_layers: int = 1
+) -> dict[str, Any]:
     decoding: dict[str, Any] = {"strategy": "greedy_batch", "greedy": {"max_symbols": 5}}
     loss: dict[str, Any] = {"loss_name": "default"}
     joint: dict[str, Any] = {
         "_target_": "nemo.collections.asr.modules.RNNTJoint",
-        "jointnet": {"joint_hidden": _D_MODEL, "activation": "relu", "dropout": 0.0},
+        "jointnet": {"joint_hidden": hidden, "activation": "relu", "dropout": 0.0},
     }
     if tdt:
         decoding.update(model_type="tdt", durations=_TDT_DURATIONS)
         loss = {"loss_name": "tdt", "tdt_kwargs": {"durations": _TDT_DURATIONS, "sigma": 0.02}}
         joint["num_extra_outputs"] = len(_TDT_DURATIONS)
     return {
-        "model_defaults": {"enc_hidden": _D_MODEL, "pred_hidden": _D_MODEL},
+        "model_defaults": {"enc_hidden": encoder, "pred_hidden": hidden},
         "decoder": {
             "_target_": "nemo.collections.asr.modules.RNNTDecoder",
-            "prednet": {"pred_hidden": _D_MODEL, "pred_rnn_layers": 1, "dropout": 0.0},
+            "prednet": {"pred_hidden": hidden, "pred_rnn_layers": rnn_layers, "dropout": 0.0},
         },
         "joint": joint,
         "decoding": decoding,
@@ -165,7 +178,9 @@ def _ctc_decoder() -> dict[str, Any]:
     }
 
 
-def _save(model_cls: Any, config: Mapping[str, Any], path: Path, seed: int) -> Path:
+def _save(
+    model_cls: Any, config: Mapping[str, Any], path: Path, seed: int, *, widen: bool = True
+) -> Path:
     import torch
     from omegaconf import OmegaConf
 
@@ -174,7 +189,7 @@ def _save(model_cls: Any, config: Mapping[str, Any], path: Path, seed: int) -> P
         model = model_cls(cfg=OmegaConf.create(dict(config)))
         with torch.no_grad():
             for parameter in model.parameters():
-                if parameter.dim() > 1:
+                if widen and parameter.dim() > 1:
                     parameter.normal_(0.0, _WEIGHT_STD)
         model.eval()
         model.save_to(str(path))
@@ -193,13 +208,22 @@ def _validation_ds() -> dict[str, Any]:
     }
 
 
-def _bpe_config(directory: Path, model: Mapping[str, Any]) -> dict[str, Any]:
-    tokenizer = _train_tokenizer(directory / "tokenizer")
+def _bpe_config(
+    directory: Path,
+    model: Mapping[str, Any],
+    *,
+    tokenizer: Path | None = None,
+    preprocessor: Mapping[str, Any] | None = None,
+    encoder: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "sample_rate": 16000,
-        "preprocessor": _preprocessor(),
-        "encoder": _encoder(),
-        "tokenizer": {"dir": str(tokenizer), "type": "bpe"},
+        "preprocessor": preprocessor or _preprocessor(),
+        "encoder": encoder or _encoder(),
+        "tokenizer": {
+            "dir": str(tokenizer or _train_tokenizer(directory / "tokenizer")),
+            "type": "bpe",
+        },
         "validation_ds": _validation_ds(),
         **model,
     }
@@ -238,6 +262,49 @@ def build_tiny_tdt(directory: str | Path, *, seed: int = 0) -> TinyModel:
     root = _prepare(directory)
     config = _bpe_config(root, _transducer_parts(tdt=True))
     return TinyModel(_save(EncDecRNNTBPEModel, config, root / "tiny-tdt.nemo", seed), "tdt")
+
+
+# parakeet-tdt-0.6b-v2 (FastConformer XL + TDT): 128 mels, 24 layers of d_model 1024 with 8
+# heads and 4x feed-forward, 256 subsampling channels, a 2-layer 640 LSTM prediction
+# network, a 640 joint and 1024 BPE pieces.
+_XL = {"features": 128, "layers": 24, "d_model": 1024, "conv_channels": 256, "heads": 8}
+_XL_VOCAB = 1024
+_XL_PRED = 640
+
+
+def _xl_tokenizer_text(seed: int) -> str:
+    """Pseudo-words enough for a 1024-piece BPE vocabulary (deterministic)."""
+    import random
+
+    rng = random.Random(seed)
+    letters = "etaoinshrdlcumwfgypbvkjxqz"
+    words = ["".join(rng.choices(letters, k=rng.randint(2, 9))) for _ in range(6000)]
+    return "\n".join(" ".join(words[i : i + 12]) for i in range(0, len(words), 12)) + "\n"
+
+
+def build_xl_tdt(directory: str | Path, *, seed: int = 0) -> TinyModel:
+    """Build ``<directory>/xl-tdt.nemo``: parakeet-tdt-0.6b-v2's architecture, random weights.
+
+    About 600 M parameters (a 2.4 GB file, as much memory to build and again to load):
+    for measuring the library against raw NeMo at a realistic compute cost. The
+    weights keep NeMo's default initialisation, so the text is meaningless.
+    """
+    from nemo.collections.asr.models import EncDecRNNTBPEModel
+
+    root = _prepare(directory)
+    tokenizer = _train_tokenizer(
+        root / "tokenizer", text=_xl_tokenizer_text(seed), vocab_size=_XL_VOCAB
+    )
+    parts = _transducer_parts(tdt=True, encoder=1024, hidden=_XL_PRED, rnn_layers=2)
+    config = _bpe_config(
+        root,
+        parts,
+        tokenizer=tokenizer,
+        preprocessor=_preprocessor(features=128),
+        encoder=_encoder(ff_expansion=4, **_XL),
+    )
+    path = _save(EncDecRNNTBPEModel, config, root / "xl-tdt.nemo", seed, widen=False)
+    return TinyModel(path, "tdt")
 
 
 def build_tiny_hybrid(directory: str | Path, *, seed: int = 0) -> TinyModel:

@@ -1,0 +1,160 @@
+"""Batches for NeMo models collated from arrays, equal to what the model's loader builds.
+
+``model.transcribe(paths)`` builds a lhotse dataloader from a config for every call
+(``_setup_transcribe_dataloader``, ~30 ms) and reads the audio from files. We collate
+the batch ourselves from 16 kHz mono float32 arrays into exactly the tensors that
+loader yields for 16 kHz mono files (nemo_toolkit 3.0; the tests compare both, tensor
+for tensor, for every model family):
+
+- CTC, RNN-T, TDT, hybrid (``LhotseSpeechToTextBpeDataset``): a list ``[audio (B, T)
+  float32 zero-padded on the right, lengths int32, tokens (B, 0) float32, token lengths
+  int64]``;
+- Canary (``PromptedAudioToTextLhotseDataset`` after ``pad_min_duration=1.0``,
+  ``pad_direction="both"``): a ``PromptedAudioToTextMiniBatch`` whose items shorter
+  than 1 s are centred in 1 s of silence (the extra sample on the left) and counted as
+  1 s long, and whose prompt tokens come from the model's own prompt formatter,
+  applied to a cut carrying the same fields a manifest line would.
+
+Everything here is pure CPU work on new tensors, safe to run in worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..audio import TARGET_SAMPLE_RATE
+
+__all__ = ["CanaryPrompts", "canary_batch", "parakeet_batch"]
+
+# PromptedAudioToTextLhotseDataset pads every cut to this many seconds (centred).
+_CANARY_MIN_SECONDS = 1.0
+
+
+def _padded(samples: Sequence[npt.NDArray[np.float32]], offsets: Sequence[int], width: int) -> Any:
+    """A zero ``(len(samples), width)`` float32 tensor with each row's samples at its offset."""
+    import torch
+
+    audio = torch.zeros((len(samples), width), dtype=torch.float32)
+    for row, (item, offset) in enumerate(zip(samples, offsets, strict=True)):
+        audio[row, offset : offset + len(item)] = torch.from_numpy(item)
+    return audio
+
+
+def parakeet_batch(samples: Sequence[npt.NDArray[np.float32]]) -> list[Any]:
+    """``[audio, audio_lens, tokens, token_lens]`` as ``LhotseSpeechToTextBpeDataset`` gives."""
+    import torch
+
+    lengths = [len(item) for item in samples]
+    size = len(samples)
+    return [
+        _padded(samples, [0] * size, max(lengths, default=0)),
+        torch.tensor(lengths, dtype=torch.int32),
+        torch.zeros((size, 0), dtype=torch.float32),
+        torch.zeros(size, dtype=torch.int64),
+    ]
+
+
+class CanaryPrompts:
+    """The model's prompt tokens for a set of manifest fields, computed once per set.
+
+    Thread-safe: prefetch workers share one instance per loaded model.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self._formatter = model.prompt
+        self._pad_id = int(model.tokenizer.pad_id)
+        self._cache: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def pad_id(self) -> int:
+        return self._pad_id
+
+    def tokens(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        """``input_ids``, ``context_ids`` and ``answer_ids`` for an item with ``fields``."""
+        key = tuple(sorted(fields.items()))
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = self._format(dict(fields))
+            return self._cache[key]
+
+    def _format(self, fields: dict[str, str]) -> dict[str, Any]:
+        from lhotse import MonoCut, SupervisionSegment
+        from nemo.collections.common.data import apply_prompt_format_fn
+
+        # The cut NeMo's manifest reader (LazyNeMoIterator) makes of a line without text,
+        # with text_field "answer" and lang_field "target_lang"; no audio is needed.
+        cut = MonoCut(id="prompt", start=0.0, duration=_CANARY_MIN_SECONDS, channel=0)
+        cut.supervisions.append(
+            SupervisionSegment(
+                id="prompt",
+                recording_id="prompt",
+                start=0.0,
+                duration=_CANARY_MIN_SECONDS,
+                channel=0,
+                text=None,
+                language=fields.get("target_lang"),
+            )
+        )
+        cut.custom = fields
+        formatted = apply_prompt_format_fn(cut, self._formatter)
+        return {name: formatted[name] for name in ("input_ids", "context_ids", "answer_ids")}
+
+
+def _tokens(rows: Sequence[Any], pad_id: int) -> tuple[Any, Any]:
+    import torch
+    from lhotse.dataset.collation import collate_vectors
+
+    tensors = [torch.as_tensor(row) for row in rows]
+    lengths = torch.tensor([t.size(0) for t in tensors], dtype=torch.long)
+    return collate_vectors(tensors, padding_value=pad_id), lengths
+
+
+def canary_batch(
+    samples: Sequence[npt.NDArray[np.float32]],
+    keys: Sequence[str],
+    fields: Mapping[str, str],
+    prompts: CanaryPrompts,
+) -> Any:
+    """A ``PromptedAudioToTextMiniBatch`` as Canary's transcription loader gives.
+
+    ``cuts`` holds one audio-less cut per item, named by ``keys`` (NeMo reads only their
+    ids, for timestamps).
+    """
+    import torch
+    from lhotse import CutSet, MonoCut
+    from nemo.collections.asr.data.audio_to_text_lhotse_prompted import (
+        PromptedAudioToTextMiniBatch,
+    )
+
+    minimum = round(_CANARY_MIN_SECONDS * TARGET_SAMPLE_RATE)
+    lengths = [max(len(item), minimum) for item in samples]
+    # lhotse's pad(direction="both") puts the odd sample of padding on the left.
+    offsets = [(length - len(item) + 1) // 2 for item, length in zip(samples, lengths, strict=True)]
+    tokens = prompts.tokens(fields)
+    size = len(samples)
+    transcript, transcript_lens = _tokens([tokens["answer_ids"]] * size, prompts.pad_id)
+    prompt, prompt_lens = _tokens([tokens["context_ids"]] * size, prompts.pad_id)
+    full, full_lens = _tokens([tokens["input_ids"]] * size, prompts.pad_id)
+    cuts = CutSet(
+        [
+            MonoCut(id=key, start=0.0, duration=length / TARGET_SAMPLE_RATE, channel=0)
+            for key, length in zip(keys, lengths, strict=True)
+        ]
+    )
+    return PromptedAudioToTextMiniBatch(
+        audio=_padded(samples, offsets, max(lengths, default=0)),
+        audio_lens=torch.tensor(lengths, dtype=torch.int32),
+        transcript=transcript,
+        transcript_lens=transcript_lens,
+        prompt=prompt,
+        prompt_lens=prompt_lens,
+        prompted_transcript=full,
+        prompted_transcript_lens=full_lens,
+        cuts=cuts,
+    )
