@@ -68,6 +68,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -128,6 +135,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--batch-size", type=_positive_int, default=16, help="inputs per model call")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument(
+        "--num-workers",
+        type=_non_negative_int,
+        help="threads preparing the next batches while the model runs (0: none; "
+        "default: from the core count)",
+    )
     run.add_argument("--language", help="spoken language code, e.g. en")
     run.add_argument("--target-language", help="output language for --task translate")
     run.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
@@ -195,6 +208,7 @@ def _spec(args: argparse.Namespace) -> TranscriberSpec:
         device=args.device,
         batch_size=args.batch_size,
         workspace_root=args.temp_dir,
+        num_workers=args.num_workers,
         options=options,
     )
 

@@ -85,6 +85,7 @@ class TranscriberSpec:
     chunk_duration: float | None = None
     backend_options: Mapping[str, Any] = field(default_factory=dict)
     workspace_root: str | None = None
+    num_workers: int | None = None
     options: TranscribeOptions = field(default_factory=TranscribeOptions)
 
     def build(self, *, show_progress: bool = False) -> Transcriber:
@@ -97,6 +98,7 @@ class TranscriberSpec:
             chunk_duration=self.chunk_duration,
             backend_options=self.backend_options,
             workspace_root=self.workspace_root,
+            num_workers=self.num_workers,
             show_progress=show_progress,
             **self.options.to_dict(),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from speakeasy_core.backends import PreparedAudio, register_backend, unregister_backend
+from speakeasy_core.batch import THREAD_PREFIX
 from speakeasy_core.cli import main
 from speakeasy_core.job import expand_inputs
 from speakeasy_core.testing import MockBackend
@@ -153,3 +155,29 @@ def test_default_backend_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert vtt.startswith("WEBVTT")
     assert "superlative degree" in vtt
     assert "-->" in vtt
+
+
+@pytest.mark.parametrize(("workers", "threads"), [("0", 0), ("2", 2)])
+def test_num_workers_sets_the_prefetch_threads(folder: Path, workers: str, threads: int) -> None:
+    seen: list[int] = []
+
+    def count_workers(item: PreparedAudio, options: TranscribeOptions) -> str:
+        alive = [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+        seen.append(len(alive))
+        return "ok"
+
+    register_backend("workers", lambda **_: MockBackend(count_workers))
+    try:
+        assert (
+            main(["transcribe", "--backend", "workers", str(folder), "--num-workers", workers]) == 0
+        )
+    finally:
+        unregister_backend("workers")
+    assert seen
+    assert max(seen) == threads
+
+
+def test_num_workers_must_not_be_negative(folder: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        run(str(folder), "--num-workers", "-1")
+    assert info.value.code == 2

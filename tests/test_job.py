@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from speakeasy_core import Transcriber
 from speakeasy_core.backends import Capabilities, PreparedAudio
-from speakeasy_core.errors import OutputError, TempFileError
+from speakeasy_core.errors import OutputError
 from speakeasy_core.job import JOURNAL_NAME, JobInput, options_for_formats, run_job
 from speakeasy_core.journal import read_journal
 from speakeasy_core.tempfiles import deferred_cleanups, retry_deferred
@@ -211,11 +211,14 @@ def test_a_full_output_disk_stops_the_job_before_journaling_that_input(
     assert (summary.skipped, summary.transcribed) == (len(done), N_FILES - len(done))
 
 
-def test_a_temp_dir_gone_read_only_mid_job_stops_it_cleanly(tmp_path: Path, mounts: Mounts) -> None:
+def test_a_temp_dir_gone_read_only_mid_job_loses_nothing(tmp_path: Path, mounts: Mounts) -> None:
+    """Converted audio goes to the model as arrays, so the temp dir only holds the
+    workspace itself: the job finishes, and the workspace it could not remove is
+    reported and removed at the next retry once the dir is writable."""
     temp = tmp_path / "temp"
     temp.mkdir(mode=0o700)
     inputs = []
-    for i in range(4):  # 44.1 kHz: every input is converted in the temp dir
+    for i in range(4):  # 44.1 kHz: every input is converted
         path = tmp_path / "in" / f"c{i}.wav"
         path.parent.mkdir(exist_ok=True)
         sf.write(path, np.full(4410, 0.1, dtype=np.float32), 44100)
@@ -233,16 +236,10 @@ def test_a_temp_dir_gone_read_only_mid_job_stops_it_cleanly(tmp_path: Path, moun
     transcriber = Transcriber(
         MockBackend(freezes_the_temp_dir), batch_size=1, window=1, workspace_root=temp
     )
-    with pytest.raises(TempFileError, match="Read-only file system"):
-        run_job(transcriber, inputs, out)
-    assert deferred_cleanups() != ()  # the workspace could not be removed: retried at exit
+    summary = run_job(transcriber, inputs, out)
+    assert (summary.transcribed, summary.failed) == (4, 0)
+    assert ok_sources(out / JOURNAL_NAME) == {str(item.path) for item in inputs}
+    assert len(deferred_cleanups()) == 1  # the workspace could not be removed: retried at exit
     mounts.unmount(temp)
     assert retry_deferred().clean
     assert list(temp.iterdir()) == []
-    # c1 was transcribed, but today the engine raises on deleting its temp wav before
-    # handing the result over (batch.py; see the job docs), so only c0 may be journaled
-    done = ok_sources(out / JOURNAL_NAME)
-    assert str(inputs[0].path) in done
-    assert done <= {str(inputs[0].path), str(inputs[1].path)}
-    for source in done:
-        assert (out / f"{Path(source).stem}.txt").read_text(encoding="utf-8").startswith("text of")

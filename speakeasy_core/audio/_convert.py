@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -121,14 +122,22 @@ def write_wav(
 ) -> None:
     """Write samples as a 16-bit PCM WAV, clipped to [-1, 1].
 
-    A file object is written from its current position and left open for the caller.
+    A file object is written from its current position and left open for the caller;
+    the WAV is rendered in memory first, so a full disk raises its ``OSError`` (soundfile's
+    virtual I/O would swallow it and fail an assertion instead).
     """
     label = str(file) if isinstance(file, Path) else str(getattr(file, "name", "<stream>"))
     array = to_float(validate_array(samples, sample_rate, label))
     peak = float(np.abs(array).max())
     if peak > 1.0:
         logger.warning("%s: samples peak at %.3g; clipping to [-1, 1]", label, peak)
-    sf.write(file, np.clip(array, -1.0, 1.0), int(sample_rate), subtype="PCM_16", format="WAV")
+    clipped = np.clip(array, -1.0, 1.0)
+    if isinstance(file, Path):
+        sf.write(file, clipped, int(sample_rate), subtype="PCM_16", format="WAV")
+        return
+    rendered = io.BytesIO()
+    sf.write(rendered, clipped, int(sample_rate), subtype="PCM_16", format="WAV")
+    file.write(rendered.getbuffer())
 
 
 def is_model_ready(info: AudioInfo) -> bool:
