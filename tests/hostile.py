@@ -6,7 +6,6 @@ Mounting needs root and mount(8): without them the fixtures skip, saying so.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -131,6 +130,8 @@ def shut_down(mountpoint: Path) -> None:
     """Shut an ext4 filesystem down: from now on its reads and writes fail with EIO."""
     fd = os.open(mountpoint, os.O_RDONLY)
     try:
+        import fcntl  # POSIX only, like the mounts
+
         fcntl.ioctl(fd, _EXT4_IOC_SHUTDOWN, struct.pack("I", _EXT4_GOING_FLAGS_NOLOGFLUSH))
     finally:
         os.close(fd)
@@ -156,7 +157,8 @@ def write_clip(path: Path, seconds: float = 0.5, rate: int = 16000, channels: in
     frames = int(seconds * rate)
     samples = np.full((frames, channels), 0.1, dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(os.fsencode(path), samples, rate)  # soundfile encodes a str path strictly
+    with path.open("wb") as handle:  # soundfile's own path encoding fails odd names
+        sf.write(handle, samples, rate, format=path.suffix.lstrip(".").upper())
     return path
 
 

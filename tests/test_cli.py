@@ -62,8 +62,9 @@ def test_directory_job_writes_outputs_and_a_summary(
     out = tmp_path / "out"
     assert run(str(folder), "--out-dir", str(out), "--format", "txt", "--format", "srt") == 0
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*"))
+    if ".speakeasy-job.lock" in written:  # filelock removes it on Windows, keeps it on POSIX
+        written.remove(".speakeasy-job.lock")
     assert written == [
-        ".speakeasy-job.lock",
         "day1/intro.srt",
         "day1/intro.txt",
         "day2/intro.srt",

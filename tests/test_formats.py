@@ -315,7 +315,7 @@ def test_write_result_with_unknown_format_writes_nothing(tmp_path: Path) -> None
 @pytest.mark.parametrize("fmt", ["txt", "srt", "vtt", "json"])
 def test_write_result_of_text_with_a_lone_surrogate_is_valid_utf8(tmp_path: Path, fmt: str) -> None:
     """A backend may echo an undecodable file name (``os.fsdecode``) into its text."""
-    source = os.fsdecode(b"/in/r\xe9union.wav")
+    source = b"/in/r\xe9union.wav".decode("utf-8", "surrogateescape")  # as os.fsdecode on POSIX
     result = TranscriptionResult(source=source, text=f"about {source}", duration=1.0)
     path = formats.write_result(result, tmp_path, fmt, stem="x")
     text = path.read_bytes().decode("utf-8")

@@ -34,6 +34,12 @@ pytestmark = [
 NOBODY = 65534
 
 
+# evaluated at import, also where the module's tests are all skipped (Windows)
+needs_root = pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() != 0, reason="chown to another user needs root"
+)
+
+
 def plant_stale_workspace(root: Path, name: str = "speakeasy-planted") -> Path:
     """A workspace whose owner record names a dead process: what the sweep removes."""
     workspace = root / name
@@ -81,7 +87,7 @@ def test_a_symlinked_temp_dir_is_refused_by_the_cli(
     assert list(target.iterdir()) == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+@needs_root
 def test_a_0777_root_of_another_user_is_used_only_through_a_private_subfolder(
     tmp_path: Path,
 ) -> None:
@@ -104,7 +110,7 @@ def test_a_0777_root_of_another_user_is_used_only_through_a_private_subfolder(
     assert (planted / "precious.txt").exists()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+@needs_root
 @pytest.mark.parametrize("plant", ["symlink", "foreign dir", "open dir"])
 def test_a_planted_private_subfolder_is_refused(tmp_path: Path, plant: str) -> None:
     shared = tmp_path / "shared"

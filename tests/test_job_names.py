@@ -81,7 +81,12 @@ def test_the_same_file_given_twice_is_one_input() -> None:
     ],
 )
 def test_windows_device_names_get_an_underscore_on_every_os(name: str, expected: str) -> None:
-    assert stems(f"in/{name}") == [expected]
+    (stem,) = stems(f"in/{name}")
+    if os.name == "nt" and expected.endswith(" _"):  # a trailing space is no Windows name
+        assert stem.startswith(expected.rstrip(" _") + "_~")
+        assert HASHED.search(stem)
+    else:
+        assert stem == expected
 
 
 def test_a_device_name_colliding_with_its_mapping_is_resolved() -> None:
@@ -101,14 +106,15 @@ def test_too_long_names_are_cut_by_bytes_with_a_hash() -> None:
 
 
 def test_undecodable_bytes_become_underscores_with_a_hash() -> None:
-    raw = os.fsdecode(b"caf\xe9")
+    raw = b"caf\xe9".decode("utf-8", "surrogateescape")
     (stem,) = stems(f"in/{raw}.wav")
     assert stem.startswith("caf_~")
     stem.encode("utf-8")  # valid UTF-8 now
 
 
+@pytest.mark.skipif(os.name == "nt", reason="undecodable bytes in a folder name are POSIX only")
 def test_folder_parts_are_made_safe_too(tmp_path: Path) -> None:
-    folder = tmp_path / "in" / "aux" / os.fsdecode(b"d\xffir")
+    folder = tmp_path / "in" / "aux" / b"d\xffir".decode("utf-8", "surrogateescape")
     write_clip(folder / "talk.wav")
     (stem,) = stems(str(tmp_path / "in"))
     first, second, last = PurePosixPath(stem).parts
@@ -119,7 +125,7 @@ def test_folder_parts_are_made_safe_too(tmp_path: Path) -> None:
 
 name_chars = st.characters(
     codec=None, exclude_characters="/\0", exclude_categories=("Cs",)
-) | st.sampled_from([os.fsdecode(bytes([b])) for b in range(0x80, 0x100)])
+) | st.sampled_from([bytes([b]).decode("utf-8", "surrogateescape") for b in range(0x80, 0x100)])
 names = st.one_of(
     st.text(name_chars, min_size=1, max_size=120).filter(lambda n: n not in {".", ".."}),
     st.sampled_from([*DEVICES, "con", "Nul", "talk", "Talk"]),
@@ -171,9 +177,12 @@ def run(*args: str) -> int:
     return main(["transcribe", "--backend", "names", "--no-progress", *args])
 
 
+@pytest.mark.skipif(
+    os.name == "nt", reason="undecodable bytes in a name, and CON is the console: POSIX files"
+)
 def test_hostile_names_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "in"
-    raw = os.fsdecode(b"r\xe9union")
+    raw = b"r\xe9union".decode("utf-8", "surrogateescape")
     hostile = [
         "a" * 251 + ".wav",  # 255 bytes
         "語" * 80 + ".wav",  # 240 bytes: the temp name once broke on it
