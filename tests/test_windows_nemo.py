@@ -20,7 +20,7 @@ import pytest
 
 from speakeasy_core import Transcriber
 from speakeasy_core.backends.nemo import NeMoBackend
-from tests.fixtures.nemo_models import write_nemo_wav
+from tests.fixtures.nemo_models import nemo_wav_file, write_nemo_wav
 
 pytestmark = pytest.mark.windows
 
@@ -50,7 +50,7 @@ def system_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def clips(tmp_path: Path) -> list[Path]:
-    return [write_nemo_wav(tmp_path / f"clip{i}.wav", 1.0, seed=i).path for i in range(2)]
+    return [nemo_wav_file(tmp_path / f"clip{i}.wav", 1.0, seed=i) for i in range(2)]
 
 
 @pytest.mark.nemo
