@@ -13,8 +13,10 @@ dir (deleted afterwards), then measures each file in a fresh process:
   ``to_mono_16k`` and ``split_spans``), for files up to ``--today-limit`` minutes;
 - ``e2e``: ``Transcriber.transcribe`` on a tiny CTC model from
   :mod:`speakeasy_core.testing.tiny_nemo` (one torch thread, batch 16, pieces of
-  ``chunk_duration=--max-duration``: Parakeet's own 300 s limit puts 16 five-minute
-  pieces in one forward pass, whose activations alone take gigabytes).
+  ``chunk_duration=--max-duration``, at most ``--batch-duration`` seconds of audio per
+  model call: the library's default unless given). The model's activations grow with
+  the seconds per call, and its attention with the square of the piece length:
+  ``--max-duration 300`` (Parakeet's own limit) shows what that costs.
 
 Target: the 1-hour file within 300 MB peak RSS of the 1-minute one; the 3-hour file
 finishes. Prints peak RSS, wall time and the speed of the streamed decode against
@@ -26,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,11 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_nemo import peak_mb
+
+from speakeasy_core.transcriber import DEFAULT_BATCH_DURATION
 
 SOURCE_RATE = 44100
 _PATTERN_SECONDS = 60
@@ -69,18 +75,9 @@ def write_flac(path: Path, minutes: int) -> Path:
     return path
 
 
-def _peak_mb() -> float:
-    """This process's peak RSS. Linux's ru_maxrss keeps the parent's peak across exec,
-    so the high-water mark of this address space (VmHWM) is read where there is one."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def child(mode: str, path: str, max_duration: float, model: str | None) -> dict[str, Any]:
+def child(
+    mode: str, path: str, max_duration: float, batch_duration: float, model: str | None
+) -> dict[str, Any]:
     """Run one measurement in this (fresh) process."""
     from speakeasy_core.audio import iter_pieces, to_mono_16k
     from speakeasy_core.chunking import split_spans
@@ -112,25 +109,33 @@ def child(mode: str, path: str, max_duration: float, model: str | None) -> dict[
         with (
             quiet_nemo(),
             Transcriber(
-                "parakeet", model, device="cpu", batch_size=16, chunk_duration=max_duration
+                "parakeet",
+                model,
+                device="cpu",
+                batch_size=16,
+                batch_duration=batch_duration,
+                chunk_duration=max_duration,
             ) as lib,
         ):
             lib.transcribe(str(Path(path).with_name("warm-up.wav")))  # loads the model
-            loaded, start = _peak_mb(), time.perf_counter()
+            loaded, start = peak_mb(), time.perf_counter()
             text = lib.transcribe(path).text
         result = {"chars": len(text), "model_loaded_mb": round(loaded, 1)}
         digest = hashlib.sha256(text.encode())
     result.update(
         seconds=round(time.perf_counter() - start, 2),
-        peak_mb=round(_peak_mb(), 1),
+        peak_mb=round(peak_mb(), 1),
         sha256=digest.hexdigest()[:16],
     )
     return result
 
 
-def measure(mode: str, path: Path, max_duration: float, model: Path | None) -> dict[str, Any]:
+def measure(
+    mode: str, path: Path, max_duration: float, batch_duration: float, model: Path | None
+) -> dict[str, Any]:
     """``child`` in a fresh interpreter; its JSON result."""
     command = [sys.executable, __file__, "--child", mode, str(path), str(max_duration)]
+    command.append(str(batch_duration))
     if model is not None:
         command.append(str(model))
     out = subprocess.run(command, check=True, capture_output=True, text=True)
@@ -143,12 +148,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, nargs="+", default=[1, 60, 180])
     parser.add_argument("--layer", choices=["audio", "e2e", "both"], default="both")
     parser.add_argument("--max-duration", type=float, default=20.0)
+    parser.add_argument("--batch-duration", type=float, default=DEFAULT_BATCH_DURATION)
     parser.add_argument("--today-limit", type=int, default=60, help="minutes")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        mode, path, max_duration, *model = args.child
-        result = child(mode, path, float(max_duration), model[0] if model else None)
+        mode, path, max_duration, batch_duration, *model = args.child
+        result = child(
+            mode, path, float(max_duration), float(batch_duration), model[0] if model else None
+        )
         sys.stdout.write(json.dumps(result) + "\n")
         return
 
@@ -177,17 +185,22 @@ def main() -> None:
             if args.layer != "audio":
                 modes.append("e2e")
             for mode in modes:
-                result = measure(mode, path, args.max_duration, model)
+                result = measure(mode, path, args.max_duration, args.batch_duration, model)
                 sys.stderr.write(f"  {mode}: {result}\n")
                 rows.append((mode, minutes, result))
             path.unlink()
-    report(rows, args.max_duration)
+    report(rows, args.max_duration, args.batch_duration)
 
 
-def report(rows: list[tuple[str, int, dict[str, Any]]], max_duration: float) -> None:
+def report(
+    rows: list[tuple[str, int, dict[str, Any]]], max_duration: float, batch_duration: float
+) -> None:
     """Print one line per measurement, then the ratios against the 1-minute file."""
     by = {(mode, minutes): result for mode, minutes, result in rows}
-    lines = [f"e) peak RSS, 44.1 kHz stereo FLAC, {max_duration:g} s pieces, fresh process each:"]
+    lines = [
+        f"e) peak RSS, 44.1 kHz stereo FLAC, {max_duration:g} s pieces, e2e at most "
+        f"{batch_duration:g} s of audio per call, fresh process each:"
+    ]
     for mode, minutes, result in rows:
         lines.append(
             f"   {mode:>6} {minutes:>4} min: peak {result['peak_mb']:8.1f} MB, "

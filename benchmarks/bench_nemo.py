@@ -51,13 +51,39 @@ def make_files(folder: Path, durations: Sequence[float], seed: int = 0) -> list[
 
 def timed(run: Callable[[], object], repeat: int) -> float:
     """Median wall time of ``repeat`` runs, after one warm-up."""
-    run()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+    return timed_pair(run, None, repeat)[0]
+
+
+def timed_pair(
+    first: Callable[[], object], second: Callable[[], object] | None, repeat: int
+) -> tuple[float, float, float]:
+    """Side by side: each repeat runs ``first`` then ``second`` (after one warm-up of
+    each), so drift in the machine's load hits both alike. Returns the median times
+    and the median of the per-repeat ratios first/second (0 without ``second``)."""
+    runs = [first] if second is None else [first, second]
+    for run in runs:
         run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeat):
+        for run, sink in zip(runs, times, strict=True):
+            start = time.perf_counter()
+            run()
+            sink.append(time.perf_counter() - start)
+    if second is None:
+        return statistics.median(times[0]), 0.0, 0.0
+    ratios = [a / b for a, b in zip(*times, strict=True)]
+    return statistics.median(times[0]), statistics.median(times[1]), statistics.median(ratios)
+
+
+def peak_mb() -> float:
+    """This process's peak RSS in MB. Linux's ru_maxrss keeps the parent's peak across
+    exec, so the high-water mark of this address space (VmHWM) is read where there is one."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def texts(hypotheses: Sequence[object]) -> list[str]:
@@ -139,8 +165,7 @@ def job(count: int) -> None:
         with Transcriber("parakeet", str(tiny.path), device="cpu", batch_size=32) as lib:
             summary = run_job(lib, expand_inputs([str(root / "in")]), root / "out")
         assert summary.transcribed == count, summary
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sys.stdout.write(f"{peak_kb / 1024:.1f}\n")
+    sys.stdout.write(f"{peak_mb():.1f}\n")
 
 
 def main() -> None:

@@ -4,9 +4,9 @@
     python benchmarks/bench_pipeline.py --cases d       # d) the XL TDT (builds 2.4 GB)
     python benchmarks/bench_pipeline.py --device cuda   # f) the same on a GPU
 
-Each line gives the library's and raw NeMo's wall time (median of ``--repeat`` runs
-after a warm-up), their ratio, and for the library the fraction of wall time the model
-(the thread that runs it) waited for input:
+Each line gives the library's and raw NeMo's wall time, run alternately (median of
+``--repeat`` rounds after a warm-up), the median of the per-round ratios, and for the
+library the fraction of wall time the model (the thread that runs it) waited for input:
 
 a) 200 short (1-3 s) 16 kHz wavs, batch 16 (target: library/raw <= 0.85);
 b) 64 x 44.1 kHz stereo FLAC of 2-10 s, batch 16; raw NeMo with ``channel_selector=0``
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_nemo import make_files, texts, timed
+from bench_nemo import make_files, peak_mb, texts, timed_pair
 
 RATE = 16000
 
@@ -96,8 +95,7 @@ def compare(
     def run_lib() -> list[str]:
         return [r.text for r in lib.transcribe_batch(paths)]
 
-    t_lib = timed(run_lib, repeat)
-    t_raw = timed(raw, repeat)
+    t_lib, t_raw, ratio = timed_pair(run_lib, raw, repeat)
     clock.busy = 0.0
     start = time.perf_counter()
     run_lib()
@@ -105,7 +103,7 @@ def compare(
     waiting = max(0.0, 1.0 - clock.busy / wall)
     line = (
         f"{label}: library {t_lib:.2f}s, raw NeMo {t_raw:.2f}s -> library/raw = "
-        f"{t_lib / t_raw:.3f} (raw/library {t_raw / t_lib:.2f}x); model waited for input "
+        f"{ratio:.3f} (raw/library {1 / ratio:.2f}x); model waited for input "
         f"{100 * waiting:.0f}% of the library's wall time"
     )
     if cuda:
@@ -232,7 +230,7 @@ def child_rss(workers: int) -> None:
             "parakeet", str(tiny.path), device="cpu", batch_size=16, num_workers=workers
         ) as lib:
             lib.transcribe_batch(mixed)
-    sys.stdout.write(f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}\n")
+    sys.stdout.write(f"{peak_mb():.1f}\n")
 
 
 def rss_of(workers: int) -> float:

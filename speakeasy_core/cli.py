@@ -48,7 +48,7 @@ from .job import (
     run_job,
 )
 from .tempfiles import TempWorkspace
-from .transcriber import Transcriber
+from .transcriber import DEFAULT_BATCH_DURATION, Transcriber
 from .types import TranscribeOptions
 
 __all__ = ["main"]
@@ -134,6 +134,14 @@ def _parser() -> argparse.ArgumentParser:
         f"manifest of the --cuts with their new supervisions ({LHOTSE_MANIFEST})",
     )
     run.add_argument("--batch-size", type=_positive_int, default=16, help="inputs per model call")
+    run.add_argument(
+        "--batch-duration",
+        type=_positive_float,
+        default=DEFAULT_BATCH_DURATION,
+        metavar="SECONDS",
+        help="most seconds of audio per model call, counted padded to its longest input "
+        f"(default: {DEFAULT_BATCH_DURATION:g}); lower it if the model runs out of memory",
+    )
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.add_argument(
         "--num-workers",
@@ -207,6 +215,7 @@ def _spec(args: argparse.Namespace) -> TranscriberSpec:
         args.model,
         device=args.device,
         batch_size=args.batch_size,
+        batch_duration=args.batch_duration,
         workspace_root=args.temp_dir,
         num_workers=args.num_workers,
         options=options,

@@ -46,7 +46,7 @@ from .batch import ProgressCallback
 from .errors import BackendError, BackendUnavailableError, InvalidOptionError, TranscriptionError
 from .job import JobInput, JobRecorder, JobSummary, job_header
 from .tempfiles import sweep_stale
-from .transcriber import Transcriber
+from .transcriber import DEFAULT_BATCH_DURATION, Transcriber
 from .types import TranscribeOptions, TranscriptionResult, failed
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ class TranscriberSpec:
     model: str | None = None
     device: str = "auto"
     batch_size: int = 16
+    batch_duration: float | None = DEFAULT_BATCH_DURATION
     chunk_duration: float | None = None
     backend_options: Mapping[str, Any] = field(default_factory=dict)
     workspace_root: str | None = None
@@ -95,6 +96,7 @@ class TranscriberSpec:
             self.model,
             device=self.device,
             batch_size=self.batch_size,
+            batch_duration=self.batch_duration,
             chunk_duration=self.chunk_duration,
             backend_options=self.backend_options,
             workspace_root=self.workspace_root,

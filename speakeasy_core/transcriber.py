@@ -21,11 +21,15 @@ from .errors import InvalidOptionError
 from .tempfiles import DEFAULT_POLICY, RetryPolicy, TempWorkspace, sweep_stale
 from .types import Task, TranscribeOptions, TranscriptionResult, failed
 
-__all__ = ["OptionOverrides", "Transcriber", "default_workers"]
+__all__ = ["DEFAULT_BATCH_DURATION", "OptionOverrides", "Transcriber", "default_workers"]
 
 logger = logging.getLogger(__name__)
 
 _OPTION_NAMES = frozenset(f.name for f in fields(TranscribeOptions))
+
+DEFAULT_BATCH_DURATION = 640.0
+"""Seconds of audio per model call by default: 16 of Canary's 40 s pieces, or 2 of
+Parakeet's 300 s ones (16 of those would need over 15 GB for activations)."""
 
 
 def default_workers() -> int:
@@ -51,8 +55,10 @@ class Transcriber:
     backend nor model is given, the embedded offline ``"whisper"`` default is used; a
     model without a backend means ``"parakeet"`` (any NeMo ``ASRModel``).
 
-    ``batch_size`` inputs go to the model per call; ``window`` inputs (default: 8
-    batches, at least 64) are probed together and sorted by duration. Inputs longer
+    ``batch_size`` inputs go to the model per call, and at most ``batch_duration``
+    seconds of audio, counted padded to the batch's longest input (None: no bound);
+    ``window`` inputs (default: 8 batches, at least 64) are probed together and sorted
+    by duration. Inputs longer
     than the backend's ``max_duration`` or ``chunk_duration`` (seconds) are cut at
     quiet points as they are decoded and merged back into one result.
     ``num_workers`` threads decode and collate the next batches while the model runs
@@ -74,6 +80,7 @@ class Transcriber:
         *,
         device: str = "auto",
         batch_size: int = 16,
+        batch_duration: float | None = DEFAULT_BATCH_DURATION,
         window: int | None = None,
         chunk_duration: float | None = None,
         num_workers: int | None = None,
@@ -86,6 +93,8 @@ class Transcriber:
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidOptionError("batch_size", batch_size, "must be a positive integer")
+        if batch_duration is not None and not batch_duration > 0:
+            raise InvalidOptionError("batch_duration", batch_duration, "must be positive seconds")
         if window is not None and (not isinstance(window, int) or window < 1):
             raise InvalidOptionError("window", window, "must be a positive integer")
         if chunk_duration is not None and not chunk_duration > 0:
@@ -97,6 +106,7 @@ class Transcriber:
         self.num_workers = default_workers() if num_workers is None else num_workers
         self.chunk_duration = chunk_duration
         self.batch_size = batch_size
+        self.batch_duration = batch_duration
         self.window = window or max(64, 8 * batch_size)
         self.workspace_root = Path(workspace_root) if workspace_root is not None else None
         self.retry_policy = retry_policy
@@ -239,6 +249,7 @@ class Transcriber:
                 self.backend,
                 workspace,
                 batch_size=self.batch_size,
+                batch_duration=self.batch_duration,
                 window=self.window,
                 max_duration=self._max_duration(),
                 progress=self._progress_callback(stack, total),

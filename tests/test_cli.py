@@ -182,3 +182,21 @@ def test_num_workers_must_not_be_negative(folder: Path) -> None:
     with pytest.raises(SystemExit) as info:
         run(str(folder), "--num-workers", "-1")
     assert info.value.code == 2
+
+
+def test_batch_duration_bounds_the_seconds_per_model_call(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(5):
+        sf.write(folder / f"{i}.wav", np.full(16000 * 2, 0.1, dtype=np.float32), 16000)
+    backend = MockBackend(greet)
+    register_backend("bounded", lambda **_: backend)
+    try:
+        args = ["transcribe", "--backend", "bounded", "--no-progress", str(folder)]
+        assert main([*args, "--batch-duration", "4.5"]) == 0
+    finally:
+        unregister_backend("bounded")
+    assert sorted(len(batch) for batch in backend.batches) == [1, 2, 2]
+    with pytest.raises(SystemExit) as info:
+        run(str(folder), "--batch-duration", "0")
+    assert info.value.code == 2

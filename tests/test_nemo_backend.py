@@ -27,12 +27,10 @@ from speakeasy_core.errors import InvalidOptionError, ModelLoadError, Transcript
 from speakeasy_core.tempfiles import OWNER_FILE, TempWorkspace
 from speakeasy_core.types import TranscribeOptions
 
-from .fixtures.nemo_models import MakeNemoWav
+from .fixtures.nemo_models import CANARY_KINDS, PARAKEET_KINDS, MakeNemoWav
 
 pytestmark = pytest.mark.nemo
 
-PARAKEET_KINDS = ("ctc", "rnnt", "tdt", "hybrid")
-CANARY_KINDS = ("canary", "canary2")
 CANARY2_START = ("<|startofcontext|>", "<|startoftranscript|>", "<|emo:undefined|>")
 NODIA = "<|nodiarize|>"
 TRANSLATE_EN_DE = TranscribeOptions(
@@ -66,23 +64,6 @@ def assert_empty(workspace: TempWorkspace) -> None:
 def workspace(tmp_path: Path) -> Iterator[RecordingWorkspace]:
     with RecordingWorkspace(tmp_path / "work") as ws:
         yield ws
-
-
-@pytest.fixture(scope="module")
-def backend_for(tiny_nemo_models: dict[str, Path]) -> Iterator[Callable[[str], NeMoBackend]]:
-    """``backend_for(kind)``: that tiny model loaded once per module on the CPU."""
-    cache: dict[str, NeMoBackend] = {}
-
-    def get(kind: str) -> NeMoBackend:
-        if kind not in cache:
-            cls = CanaryBackend if kind in CANARY_KINDS else ParakeetBackend
-            cache[kind] = cls(model=str(tiny_nemo_models[kind]), device="cpu")
-            cache[kind].load()
-        return cache[kind]
-
-    yield get
-    for backend in cache.values():
-        backend.unload()
 
 
 @pytest.fixture

@@ -66,6 +66,29 @@ def test_plan_batches_keeps_every_item_once_and_groups_similar_lengths(
     assert flat == sorted(flat, reverse=True)
 
 
+@given(
+    durations=st.lists(st.floats(0, 400), max_size=60),
+    batch_size=st.integers(1, 17),
+    batch_duration=st.floats(1, 1000),
+)
+def test_plan_batches_bounds_padded_seconds_per_batch(
+    durations: list[float], batch_size: int, batch_duration: float
+) -> None:
+    items = list(range(len(durations)))
+    batches = plan_batches(items, durations, batch_size, batch_duration)
+    assert sorted(i for batch in batches for i in batch) == items
+    for batch in batches:
+        padded = len(batch) * max(durations[i] for i in batch)
+        # At most batch_duration padded seconds, unless one item alone is longer.
+        assert len(batch) == 1 or padded <= batch_duration
+        assert len(batch) <= batch_size
+    # Each batch but the last is as full as the bound allows.
+    for batch in batches[:-1]:
+        longest = durations[batch[0]]
+        fits = batch_size if longest * batch_size <= batch_duration else batch_duration // longest
+        assert len(batch) == max(1, min(batch_size, fits))
+
+
 def test_mixed_inputs_in_order_with_per_item_errors(tmp_path: Path, root: Path) -> None:
     ready = write(tmp_path / "ready.wav", 1.0)
     stereo = write(tmp_path / "stereo.flac", 2.0, rate=44100, channels=2)
@@ -182,6 +205,32 @@ def test_long_audio_is_split_and_merged(tmp_path: Path, root: Path) -> None:
     assert starts == sorted(starts)
     assert all(0 <= w.start <= w.end <= 7.0 for w in result.words)
     assert leftovers(root) == []
+
+
+def test_batches_are_bounded_by_seconds_of_audio(tmp_path: Path, root: Path) -> None:
+    """Short files and the pieces of a long one: no call over batch_duration padded."""
+    backend = MockBackend(text_of, Capabilities(max_duration=10.0))
+    short = [write(tmp_path / f"s{i}.wav", 4.0) for i in range(6)]
+    long = tone(95.0)
+    transcriber = Transcriber(backend, batch_size=16, batch_duration=25.0, workspace_root=root)
+    results = transcriber.transcribe_batch([*short, long], sample_rate=16000)
+    assert all(result.ok for result in results)
+    assert results[-1].duration == pytest.approx(95.0)
+    sizes = sorted(len(batch) for batch in backend.batches)
+    # Six 4 s files: 6 per call by seconds (24 s). Ten pieces of up to 10 s: 2 per call.
+    assert sizes == [2, 2, 2, 2, 2, 6]
+    assert all(len(b) * max(p.duration for p in b) <= 25.0 for b in backend.batches)
+
+    unbounded = MockBackend(text_of, Capabilities(max_duration=10.0))
+    unbound = Transcriber(unbounded, batch_size=16, batch_duration=None, workspace_root=root)
+    unbound.transcribe_batch([*short, long], sample_rate=16000)
+    assert sorted(len(batch) for batch in unbounded.batches) == [6, 10]
+
+
+def test_batch_duration_must_be_positive(root: Path) -> None:
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(InvalidOptionError, match="batch_duration"):
+            Transcriber(MockBackend(text_of), batch_duration=bad, workspace_root=root)
 
 
 def test_interrupt_cleans_the_workspace(tmp_path: Path, root: Path) -> None:

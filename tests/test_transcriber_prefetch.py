@@ -254,3 +254,60 @@ def test_a_real_sigint_mid_run_exits_promptly_and_leaves_nothing(
     assert child.returncode != 0
     assert "KeyboardInterrupt" in stderr
     assert sorted(root.rglob("*")) == []
+
+
+def test_a_deferred_step_runs_once_wherever_it_is_reached_first() -> None:
+    from speakeasy_core.batch._prefetch import Deferred, Prefetcher
+
+    calls: list[str] = []
+
+    def step() -> int:
+        calls.append(threading.current_thread().name)
+        return len(calls)
+
+    # No workers: the caller runs it, once, however often it asks.
+    with Prefetcher(0, 1) as serial:
+        deferred = serial.defer(step)
+        assert calls == []
+        assert deferred.result() == deferred.result() == 1
+    assert calls == [threading.current_thread().name]
+
+    # An idle worker runs it first; the caller gets that result without running it.
+    calls.clear()
+    with Prefetcher(1, 1) as pool:
+        deferred = pool.defer(step)
+        assert wait_for(lambda: bool(calls))
+        assert deferred.result() == 1
+    assert len(calls) == 1
+    assert calls[0].startswith(THREAD_PREFIX)
+
+    # A busy worker: the caller takes the step over, and the worker skips it later.
+    calls.clear()
+    release = threading.Event()
+    with Prefetcher(1, 1) as pool:
+        pool.submit(release.wait)
+        deferred = pool.defer(step)
+        assert deferred.result() == 1
+        release.set()
+    assert calls == [threading.current_thread().name]
+
+    # A step's error is raised to whoever asks, every time.
+    failing: Deferred[int] = Deferred(lambda: 1 // 0)
+    for _ in range(2):
+        with pytest.raises(ZeroDivisionError):
+            failing.result()
+
+
+def test_a_failing_featurize_step_leaves_the_collated_batch_to_the_model(
+    files: list[Path], root: Path
+) -> None:
+    class Featurizing(MockBackend):
+        def featurize(self, collated: object) -> object:
+            raise RuntimeError("no features today")
+
+    backend = Featurizing(name_of)
+    results = Transcriber(
+        backend, batch_size=3, num_workers=1, workspace_root=root
+    ).transcribe_batch(files)
+    assert [r.text for r in results] == [f.name for f in files]
+    assert sum(len(batch) for batch in backend.batches) == len(files)

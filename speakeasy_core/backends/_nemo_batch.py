@@ -15,13 +15,20 @@ for tensor, for every model family):
   1 s long, and whose prompt tokens come from the model's own prompt formatter,
   applied to a cut carrying the same fields a manifest line would.
 
+On a CPU model the features too are computed ahead (:class:`Featurizer`): the
+model's own preprocessor, copied with the settings ``transcribe()`` gives it (no
+dither, no ``pad_to``), and handed to the model's call in place of running its
+preprocessor again (:func:`precomputed`).
+
 Everything here is pure CPU work on new tensors, safe to run in worker threads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,10 +36,19 @@ import numpy.typing as npt
 
 from ..audio import TARGET_SAMPLE_RATE
 
-__all__ = ["CanaryPrompts", "canary_batch", "parakeet_batch"]
+__all__ = [
+    "CanaryPrompts",
+    "Featurized",
+    "Featurizer",
+    "canary_batch",
+    "parakeet_batch",
+    "precomputed",
+]
 
 # PromptedAudioToTextLhotseDataset pads every cut to this many seconds (centred).
 _CANARY_MIN_SECONDS = 1.0
+# Featurizer: rows of at most this many padded samples go through the preprocessor at once.
+_FEATURIZE_SAMPLES = 60 * TARGET_SAMPLE_RATE
 
 
 def _padded(samples: Sequence[npt.NDArray[np.float32]], offsets: Sequence[int], width: int) -> Any:
@@ -158,3 +174,80 @@ def canary_batch(
         prompted_transcript_lens=full_lens,
         cuts=cuts,
     )
+
+
+def _audio_of(batch: Any) -> tuple[Any, Any]:
+    """The audio tensor and lengths of a batch from :func:`parakeet_batch` or
+    :func:`canary_batch`."""
+    if isinstance(batch, list):
+        return batch[0], batch[1]
+    return batch.audio, batch.audio_lens
+
+
+@dataclass(frozen=True, eq=False)
+class Featurized:
+    """A collated ``batch`` with its features, as the model's preprocessor gives them."""
+
+    batch: Any
+    features: Any
+    lengths: Any
+
+
+class Featurizer:
+    """Computes a batch's features with a twin of ``model``'s preprocessor: built anew
+    from the model's config, with its state, set as ``transcribe()`` sets the model's
+    own (``dither`` 0, ``pad_to`` 0); thread-safe.
+
+    A twin, because ``transcribe()`` changes and restores the model's own settings
+    while it runs, and workers featurize meanwhile. Not a deep copy: NeMo's filterbank
+    keeps a wrapper of its own bound ``forward`` on the instance, which a copy would
+    share with the original.
+    """
+
+    def __init__(self, model: Any) -> None:
+        preprocessor = model.from_config_dict(model.cfg.preprocessor)
+        preprocessor.load_state_dict(model.preprocessor.state_dict())
+        preprocessor.eval()
+        featurizer = getattr(preprocessor, "featurizer", None)
+        for name, value in (("dither", 0.0), ("pad_to", 0)):
+            if hasattr(featurizer, name):
+                setattr(featurizer, name, value)
+        self._preprocessor = preprocessor
+
+    def __call__(self, batch: Any) -> Featurized:
+        """The batch's features, computed a few rows at a time: every row is computed on
+        its own (the same values), and the spectrogram's intermediates, several times
+        the audio's size, stay bounded while the model runs meanwhile."""
+        import torch
+
+        audio, lengths = _audio_of(batch)
+        rows = max(1, _FEATURIZE_SAMPLES // max(1, audio.shape[-1]))
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, audio.shape[0], rows):
+                part = slice(start, start + rows)
+                parts.append(self._preprocessor(input_signal=audio[part], length=lengths[part]))
+        features = torch.cat([f for f, _ in parts]) if len(parts) > 1 else parts[0][0]
+        feature_lengths = torch.cat([n for _, n in parts]) if len(parts) > 1 else parts[0][1]
+        return Featurized(batch, features, feature_lengths)
+
+
+@contextlib.contextmanager
+def precomputed(model: Any, featurized: Featurized) -> Iterator[Any]:
+    """While it lasts, ``model``'s preprocessor answers the batch's audio with its
+    features instead of computing them (other input it computes as always). Yields
+    the batch to call the model on."""
+    preprocessor = model.preprocessor
+    compute = preprocessor.forward
+    audio, _ = _audio_of(featurized.batch)
+
+    def forward(*, input_signal: Any, length: Any) -> Any:
+        if input_signal is audio:
+            return featurized.features, featurized.lengths
+        return compute(input_signal=input_signal, length=length)
+
+    preprocessor.forward = forward
+    try:
+        yield featurized.batch
+    finally:
+        del preprocessor.forward

@@ -7,7 +7,9 @@ item, in the same order. It never creates or deletes files itself; when it needs
 
 A backend that can also turn a batch into model input ahead of time implements
 :class:`CollatingBackend`: the Transcriber then collates the next batches in its
-prefetch workers while the model runs the current one.
+prefetch workers while the model runs the current one. One that has a further step
+worth moving off the model's thread (features on a CPU model, say) implements
+:class:`FeaturizingBackend`: an idle worker runs that step, else the model's thread.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ __all__ = [
     "BackendOutput",
     "Capabilities",
     "CollatingBackend",
+    "FeaturizingBackend",
     "PreparedAudio",
     "describe_batch",
     "is_backend",
     "is_collating",
+    "is_featurizing",
     "validate_options",
 ]
 
@@ -156,8 +160,18 @@ class CollatingBackend(Backend, Protocol):
         """Like :meth:`Backend.transcribe_batch`, on what :meth:`collate` returned for it."""
 
 
+class FeaturizingBackend(CollatingBackend, Protocol):
+    """A collating backend with a second step on the collated batch, run ahead when a
+    prefetch worker is idle and otherwise by the model's thread just before the call."""
+
+    def featurize(self, collated: Any) -> Any:
+        """What :meth:`transcribe_collated` takes in place of ``collated``, giving the
+        same outputs; thread-safe. ``collated`` itself when there is nothing to do."""
+
+
 _BACKEND_MEMBERS = ("name", "model_name", "load", "unload", "capabilities", "transcribe_batch")
 _COLLATING_MEMBERS = ("collate", "transcribe_collated")
+_FEATURIZING_MEMBERS = (*_COLLATING_MEMBERS, "featurize")
 
 
 def _has_members(obj: object, members: Sequence[str]) -> bool:
@@ -177,6 +191,11 @@ def is_backend(obj: object) -> bool:
 def is_collating(obj: object) -> bool:
     """Whether the backend ``obj`` is also a :class:`CollatingBackend`."""
     return _has_members(obj, _COLLATING_MEMBERS)
+
+
+def is_featurizing(obj: object) -> bool:
+    """Whether the backend ``obj`` is also a :class:`FeaturizingBackend`."""
+    return _has_members(obj, _FEATURIZING_MEMBERS)
 
 
 class BackendFactory(Protocol):

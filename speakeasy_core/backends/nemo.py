@@ -41,7 +41,14 @@ from ..errors import (
     TranscriptionError,
 )
 from ..types import Segment, TranscribeOptions, Word
-from ._nemo_batch import CanaryPrompts, canary_batch, parakeet_batch
+from ._nemo_batch import (
+    CanaryPrompts,
+    Featurized,
+    Featurizer,
+    canary_batch,
+    parakeet_batch,
+    precomputed,
+)
 from .base import BackendOutput, Capabilities, PreparedAudio, describe_batch, validate_options
 
 if TYPE_CHECKING:
@@ -186,6 +193,7 @@ class NeMoBackend(ABC):
         self._model: Any = None
         self._capabilities: Capabilities | None = None
         self._pin = False
+        self._featurizer: Featurizer | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model_name!r}, device={self.device!r})"
@@ -214,9 +222,21 @@ class NeMoBackend(ABC):
             model.eval()
             self._capabilities = self._describe(model)
             self._pin = device.type == "cuda"
+            # On a GPU the preprocessor is fast where the model is; on a CPU it is a
+            # good part of the call, and prefetch workers can do it meanwhile.
+            self._featurizer = self._twin_preprocessor(model) if device.type == "cpu" else None
             self._setup(model)
             self._model = model
         logger.info("loaded %s model %s on %s", self.name, self.model_name, device)
+
+    def _twin_preprocessor(self, model: Any) -> Featurizer | None:
+        """The featurizer for prefetch workers; None (features in the call) if the
+        model's preprocessor cannot be rebuilt from its config."""
+        try:
+            return Featurizer(model)
+        except Exception as exc:
+            logger.info("%s: features are computed in the model call: %s", self.model_name, exc)
+            return None
 
     def _restore(self, asr_model: Any, device: Any) -> Any:
         local = Path(self.model_name).expanduser()
@@ -252,6 +272,7 @@ class NeMoBackend(ABC):
         on_cuda = next(self._model.parameters()).is_cuda
         self._model = None
         self._capabilities = None
+        self._featurizer = None
         gc.collect()
         if on_cuda:
             import torch
@@ -296,24 +317,41 @@ class NeMoBackend(ABC):
             collated = _pinned(collated)
         return collated
 
+    def featurize(self, collated: Any) -> Any:
+        """``collated`` with its features computed, on a CPU model (else as it is).
+
+        Thread-safe; the Transcriber calls it in an idle prefetch worker.
+        """
+        featurizer = self._featurizer
+        if featurizer is None or collated is None or isinstance(collated, Featurized):
+            return collated
+        return featurizer(collated)
+
     def transcribe_collated(
         self, batch: Sequence[PreparedAudio], collated: Any, options: TranscribeOptions
     ) -> list[BackendOutput]:
-        """Run the model on ``collated`` (from :meth:`collate` for ``batch`` and ``options``)."""
+        """Run the model on ``collated`` (from :meth:`collate` for ``batch`` and
+        ``options``, or :meth:`featurize` of that)."""
         if not batch:
             return []
         from torch.utils.data import DataLoader
 
-        # A DataLoader over the one collated batch: NeMo opens no file and writes no
-        # manifest. A list is a map-style dataset; torch's stubs only name Dataset.
-        loader: DataLoader[Any] = DataLoader(
-            [collated],  # type: ignore[arg-type]
-            batch_size=None,
-            collate_fn=_as_is,
-        )
-        with quiet_nemo(), _torch_threads(self.num_threads), self._inference():
+        model = self._model
+        with contextlib.ExitStack() as stack:
+            if isinstance(collated, Featurized):
+                collated = stack.enter_context(precomputed(model, collated))
+            # A DataLoader over the one collated batch: NeMo opens no file and writes
+            # no manifest. A list is a map-style dataset; torch's stubs only name Dataset.
+            loader: DataLoader[Any] = DataLoader(
+                [collated],  # type: ignore[arg-type]
+                batch_size=None,
+                collate_fn=_as_is,
+            )
+            stack.enter_context(quiet_nemo())
+            stack.enter_context(_torch_threads(self.num_threads))
+            stack.enter_context(self._inference())
             try:
-                hypotheses = self._transcribe(self._model, loader, len(batch), options)
+                hypotheses = self._transcribe(model, loader, len(batch), options)
             except Exception as exc:
                 raise self._failure(batch, exc) from exc
         if len(hypotheses) != len(batch):

@@ -3,11 +3,13 @@
 Data flow::
 
     plan      probe a window of inputs (in workers); sort those up to the backend's
-              max_duration by duration and cut them into batches; longer inputs
+              max_duration by duration and cut them into batches of at most
+              batch_size items and batch_duration seconds padded; longer inputs
               become streams of pieces (errors here are per input)
     prepare   in prefetch workers, while the model runs: decode, downmix, resample
               and cut each batch's inputs (speakeasy_core.audio.iter_pieces), and
-              let the backend collate them (CollatingBackend)
+              let the backend collate them (CollatingBackend); its featurize step
+              (FeaturizingBackend) runs in an idle worker, else in the model's thread
     run       one backend call per batch, in the calling thread; a failing call is
               split in halves until the failing piece is found
     merge     pieces back into one output per input, yielded as soon as the input is

@@ -66,9 +66,10 @@ def _is_device_error(exc: BaseException | None) -> bool:
 class BatchEngine:
     """Runs inputs through one backend in batches; see the module docstring.
 
-    ``num_workers`` threads prepare batches ahead (0: in the calling thread, no
-    prefetch); at most ``prefetch`` batches (default ``num_workers + 1``) are being
-    prepared or wait ready at any time.
+    A batch holds at most ``batch_size`` items and ``batch_duration`` seconds of audio
+    padded to its longest item (None: no bound). ``num_workers`` threads prepare batches
+    ahead (0: in the calling thread, no prefetch); at most ``prefetch`` batches (default
+    ``num_workers + 1``) are being prepared or wait ready at any time.
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class BatchEngine:
         workspace: TempWorkspace,
         *,
         batch_size: int,
+        batch_duration: float | None = None,
         window: int,
         max_duration: float | None = None,
         progress: ProgressCallback | None = None,
@@ -86,6 +88,7 @@ class BatchEngine:
         self.backend = backend
         self.workspace = workspace
         self.batch_size = batch_size
+        self.batch_duration = batch_duration
         self.window = window
         self.max_duration = max_duration
         self.progress = progress
@@ -115,6 +118,7 @@ class BatchEngine:
                 options,
                 prefetcher,
                 batch_size=self.batch_size,
+                batch_duration=self.batch_duration,
                 window=self.window,
                 max_duration=self.max_duration,
                 on_input=on_input,
@@ -156,7 +160,7 @@ class BatchEngine:
         ]
         if not live:
             return
-        collated = ready.collated if len(live) == len(ready.pieces) else None
+        collated = ready.model_input() if len(live) == len(ready.pieces) else None
         outcomes = self._isolate([piece.audio for piece in live], options, collated)
         for piece, outcome in zip(live, outcomes, strict=True):
             self._record(pending[piece.owner], piece, outcome)

@@ -4,8 +4,13 @@ A task decodes (through :func:`speakeasy_core.audio.iter_pieces`) and collates o
 batch; it runs in a prefetch worker. Inputs no longer than the backend's
 ``max_duration`` are sorted by probed duration, longest first, and cut into batches of
 similar lengths. A longer input becomes a *stream*: its pieces are decoded lazily and
-each task takes the next ``batch_size`` of them, so a recording of hours flows
-through in bounded memory.
+each task takes the next few of them, so a recording of hours flows through in bounded
+memory.
+
+A batch holds at most ``batch_size`` items and, when ``batch_duration`` is set, at most
+that many seconds of audio counted as the model sees them: padded to the longest item
+(at least one item, however long). Memory for the model's activations grows with that
+padded total, not with the count.
 """
 
 from __future__ import annotations
@@ -20,26 +25,46 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from ..audio import AudioPiece
-from ..backends.base import Backend, PreparedAudio, is_collating
+from ..backends.base import Backend, PreparedAudio, is_collating, is_featurizing
 from ..errors import SpeakEasyError
 from ..types import TranscribeOptions
 from ._inputs import AudioInput, Probed, label_of, probe_input
-from ._prefetch import Cancelled, Prefetcher, wait
+from ._prefetch import Cancelled, Deferred, Prefetcher, wait
 
-__all__ = ["Piece", "Planner", "Ready", "plan_batches"]
+__all__ = ["Piece", "Planner", "Ready", "batch_count", "plan_batches"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-def plan_batches(items: Sequence[T], durations: Sequence[float], batch_size: int) -> list[list[T]]:
+def batch_count(longest: float, batch_size: int, batch_duration: float | None) -> int:
+    """How many items of at most ``longest`` seconds one batch takes (at least 1)."""
+    if batch_duration is None or longest * batch_size <= batch_duration:
+        return batch_size
+    return max(1, int(batch_duration // longest))
+
+
+def plan_batches(
+    items: Sequence[T],
+    durations: Sequence[float],
+    batch_size: int,
+    batch_duration: float | None = None,
+) -> list[list[T]]:
     """Sort ``items`` by duration, longest first, and cut them into batches.
 
-    Similar lengths share a batch, so little of each batch is padding.
+    Similar lengths share a batch, so little of each batch is padding. Each batch's
+    first item is its longest, so it holds at most ``batch_size`` items and at most
+    ``batch_duration`` seconds padded (see :func:`batch_count`).
     """
     order = sorted(range(len(items)), key=lambda i: durations[i], reverse=True)
-    return [[items[i] for i in order[k : k + batch_size]] for k in range(0, len(order), batch_size)]
+    batches: list[list[T]] = []
+    start = 0
+    while start < len(order):
+        size = batch_count(durations[order[start]], batch_size, batch_duration)
+        batches.append([items[i] for i in order[start : start + size]])
+        start += size
+    return batches
 
 
 @dataclass(frozen=True)
@@ -54,12 +79,20 @@ class Piece:
 @dataclass
 class Ready:
     """A prepared batch: its pieces, the backend's collated input (or None), and what
-    preparing it learnt: inputs that failed, and inputs whose piece count is now known."""
+    preparing it learnt: inputs that failed, and inputs whose piece count is now known.
+
+    ``featurized`` is the backend's featurize step on ``collated``, when it has one.
+    """
 
     pieces: list[Piece] = field(default_factory=list)
     collated: Any = None
+    featurized: Deferred[Any] | None = None
     failed: list[tuple[int, SpeakEasyError]] = field(default_factory=list)
     counted: dict[int, int] = field(default_factory=dict)
+
+    def model_input(self) -> Any:
+        """The collated input, featurized (here and now, if no worker got to it yet)."""
+        return self.collated if self.featurized is None else self.featurized.result()
 
 
 @dataclass
@@ -88,6 +121,7 @@ class Planner:
         prefetcher: Prefetcher,
         *,
         batch_size: int,
+        batch_duration: float | None = None,
         window: int,
         max_duration: float | None,
         on_input: Callable[[Probed], None],
@@ -97,8 +131,11 @@ class Planner:
         self.options = options
         self.prefetcher = prefetcher
         self.batch_size = batch_size
+        self.batch_duration = batch_duration
         self.window = window
         self.max_duration = max_duration
+        # A stream's pieces are up to max_duration long: this many fill a batch.
+        self._stream_batch = batch_count(max_duration or 0.0, batch_size, batch_duration)
         self.on_input = on_input
         self.on_error = on_error
         self._streams: list[_Stream] = []
@@ -157,7 +194,8 @@ class Planner:
                 streams.append(_Stream(probed, probed.pieces(self.max_duration)))
         self._streams += streams
         yield from self._stream_tasks(streams)
-        for batch in plan_batches(short, [p.duration for p in short], self.batch_size):
+        durations = [p.duration for p in short]
+        for batch in plan_batches(short, durations, self.batch_size, self.batch_duration):
             yield partial(self._prepare_batch, batch)
 
     def _probe(self, window: list[tuple[int, AudioInput]]) -> list[tuple[int, str, Future[Probed]]]:
@@ -196,7 +234,7 @@ class Planner:
         owner = stream.input
         with stream.lock:
             try:
-                while not stream.done and len(ready.pieces) < self.batch_size:
+                while not stream.done and len(ready.pieces) < self._stream_batch:
                     self.prefetcher.check()
                     piece = next(stream.pieces, None)
                     if piece is None:
@@ -223,7 +261,18 @@ class Planner:
                 raise
             except Exception as exc:  # the engine's model call reports it, per item
                 logger.debug("collating ahead failed (%s); left to the model call", exc)
+                return ready
+            if is_featurizing(self.backend):
+                ready.featurized = self.prefetcher.defer(partial(self._featurize, ready.collated))
         return ready
+
+    def _featurize(self, collated: Any) -> Any:
+        """The backend's featurize step; on failure the collated input as it was."""
+        try:
+            return self.backend.featurize(collated)  # type: ignore[attr-defined]
+        except Exception as exc:
+            logger.debug("featurizing ahead failed (%s); left to the model call", exc)
+            return collated
 
     def close(self) -> None:
         """Close the decoders of unfinished streams (call once no task runs)."""

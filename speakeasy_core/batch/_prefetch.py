@@ -1,4 +1,5 @@
-"""Run tasks ahead in worker threads, at most ``ahead`` at a time, results in order.
+"""Run tasks ahead in worker threads, at most ``ahead`` at a time, results in order;
+and deferred steps that an idle worker or the thread needing them runs, once.
 
 Threads suffice: decoding (libsndfile, PyAV), resampling (soxr) and most numpy work
 release the GIL, and so does the model's forward pass in torch or CTranslate2.
@@ -6,6 +7,7 @@ release the GIL, and so does the model's forward pass in torch or CTranslate2.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -13,9 +15,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from types import TracebackType
-from typing import TypeVar
+from typing import Generic, TypeVar
 
-__all__ = ["THREAD_PREFIX", "Cancelled", "Prefetcher", "wait"]
+__all__ = ["THREAD_PREFIX", "Cancelled", "Deferred", "Prefetcher", "wait"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,43 @@ _POLL_SECONDS = 0.1
 
 class Cancelled(Exception):
     """Raised inside a task that found the prefetcher stopping."""
+
+
+class Deferred(Generic[T]):
+    """A step run at most once: by a worker that reaches it first, else by :meth:`result`.
+
+    Work that may run on either side: a worker idle after its tasks takes it, and a
+    caller that needs it before then runs it itself instead of waiting.
+    """
+
+    def __init__(self, step: Callable[[], T]) -> None:
+        self._step: Callable[[], T] | None = step
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        """Run the step here unless it was started elsewhere."""
+        with self._lock:
+            step, self._step = self._step, None
+        if step is None:
+            return
+        try:
+            self._value = step()
+        except BaseException as exc:  # re-raised in result()
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> T:
+        """The step's result: run here if not started, else waited for (interruptibly)."""
+        self.run()
+        while not self._done.wait(_POLL_SECONDS):
+            pass
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
 
 
 class Prefetcher:
@@ -79,6 +118,16 @@ class Prefetcher:
         except Exception as exc:
             future.set_exception(exc)
         return future
+
+    def defer(self, step: Callable[[], T]) -> Deferred[T]:
+        """``step`` as a :class:`Deferred`, queued for a worker behind the tasks already
+        submitted (without workers it runs when its result is asked for)."""
+        deferred = Deferred(step)
+        if self._pool is not None and not self._stop.is_set():
+            # Shut down meanwhile: result() runs it, if anyone asks.
+            with contextlib.suppress(RuntimeError):
+                self._pool.submit(deferred.run)
+        return deferred
 
     def results(self, tasks: Iterator[Callable[[], T]]) -> Iterator[T]:
         """Each task's result, in order; at most ``ahead`` tasks started and not yet yielded.
