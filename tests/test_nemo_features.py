@@ -193,3 +193,41 @@ def test_the_transcriber_gives_the_same_texts_with_features_ahead_or_not(
     assert threads[0] == [threading.current_thread().name] * 5
     assert len(threads[1]) == 5
     assert any(name.startswith(THREAD_PREFIX) for name in threads[1])
+
+
+@pytest.mark.parametrize("kind", ["tdt", "canary"])
+def test_a_model_that_copies_its_input_gets_the_features_computed_in_the_call(
+    kind: str,
+    backend_for: Callable[[str], NeMoBackend],
+    clips: list[PreparedAudio],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The featurized batch's audio is a placeholder; a model that does not hand that
+    very tensor to its preprocessor (as a copy to another device would) must not get
+    features of zeros: the call is run again, collated anew."""
+    import torch
+    from nemo.collections.asr.parts.mixins import transcription
+
+    backend = backend_for(kind)
+    options = OPTIONS[kind]
+    plain = backend.transcribe_collated(clips, backend.collate(clips, options), options)
+    featurized = backend.featurize(backend.collate(clips, options))
+    audio = featurized.batch[0] if isinstance(featurized.batch, list) else featurized.batch.audio
+    assert audio.stride() == (0, 0)  # the placeholder holds no samples
+
+    move = transcription.move_data_to_device
+
+    def copying(data: Any, device: Any, *args: Any, **kwargs: Any) -> Any:
+        moved = move(data, device, *args, **kwargs)
+        if isinstance(moved, list):
+            return [t.clone() if isinstance(t, torch.Tensor) else t for t in moved]
+        moved.audio = moved.audio.clone()
+        return moved
+
+    monkeypatch.setattr(transcription, "move_data_to_device", copying)
+    with featurizer_calls(backend) as computed:
+        again = backend.transcribe_collated(clips, featurized, options)
+    assert len(computed) == 1  # computed in the call, from the real audio
+    assert outputs_of(again) == outputs_of(plain)
+    assert "computing the features in the call" in caplog.text

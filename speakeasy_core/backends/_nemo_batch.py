@@ -26,6 +26,7 @@ Everything here is pure CPU work on new tensors, safe to run in worker threads.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from ..audio import TARGET_SAMPLE_RATE
 
 __all__ = [
     "CanaryPrompts",
+    "FeaturesRefused",
     "Featurized",
     "Featurizer",
     "canary_batch",
@@ -184,9 +186,20 @@ def _audio_of(batch: Any) -> tuple[Any, Any]:
     return batch.audio, batch.audio_lens
 
 
+def _without_audio(batch: Any) -> Any:
+    """``batch`` with its audio replaced by zeros of the same shape that take no memory
+    (one element, expanded): once features exist, the model reads only its shape."""
+    audio, _ = _audio_of(batch)
+    placeholder = audio.new_zeros(()).expand(audio.shape)
+    if isinstance(batch, list):
+        return [placeholder, *batch[1:]]
+    return dataclasses.replace(batch, audio=placeholder)
+
+
 @dataclass(frozen=True, eq=False)
 class Featurized:
-    """A collated ``batch`` with its features, as the model's preprocessor gives them."""
+    """A collated ``batch`` with its features, as the model's preprocessor gives them;
+    the batch's audio is a placeholder (see :func:`precomputed`)."""
 
     batch: Any
     features: Any
@@ -229,22 +242,28 @@ class Featurizer:
                 parts.append(self._preprocessor(input_signal=audio[part], length=lengths[part]))
         features = torch.cat([f for f, _ in parts]) if len(parts) > 1 else parts[0][0]
         feature_lengths = torch.cat([n for _, n in parts]) if len(parts) > 1 else parts[0][1]
-        return Featurized(batch, features, feature_lengths)
+        return Featurized(_without_audio(batch), features, feature_lengths)
+
+
+class FeaturesRefused(RuntimeError):
+    """The model did not take the features computed ahead (see :func:`precomputed`)."""
 
 
 @contextlib.contextmanager
 def precomputed(model: Any, featurized: Featurized) -> Iterator[Any]:
-    """While it lasts, ``model``'s preprocessor answers the batch's audio with its
-    features instead of computing them (other input it computes as always). Yields
-    the batch to call the model on."""
+    """While it lasts, ``model``'s preprocessor answers the batch's (placeholder) audio
+    with its features instead of computing them. Yields the batch to call the model on.
+
+    Any other input raises :class:`FeaturesRefused`, never computed from the
+    placeholder; the backend then runs the batch again, collated anew.
+    """
     preprocessor = model.preprocessor
-    compute = preprocessor.forward
     audio, _ = _audio_of(featurized.batch)
 
     def forward(*, input_signal: Any, length: Any) -> Any:
-        if input_signal is audio:
-            return featurized.features, featurized.lengths
-        return compute(input_signal=input_signal, length=length)
+        if input_signal is not audio:
+            raise FeaturesRefused("the model's preprocessor got other audio than the batch's")
+        return featurized.features, featurized.lengths
 
     preprocessor.forward = forward
     try:

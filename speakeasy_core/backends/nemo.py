@@ -43,6 +43,7 @@ from ..errors import (
 from ..types import Segment, TranscribeOptions, Word
 from ._nemo_batch import (
     CanaryPrompts,
+    FeaturesRefused,
     Featurized,
     Featurizer,
     canary_batch,
@@ -334,6 +335,25 @@ class NeMoBackend(ABC):
         ``options``, or :meth:`featurize` of that)."""
         if not batch:
             return []
+        try:
+            hypotheses = self._call_model(batch, collated, options)
+        except FeaturesRefused as exc:
+            logger.warning("%s: %s; computing the features in the call", self.model_name, exc)
+            hypotheses = self._call_model(batch, self.collate(batch, options), options)
+        if len(hypotheses) != len(batch):
+            raise TranscriptionError(
+                f"{self.model_name}: NeMo returned {len(hypotheses)} results "
+                f"for {len(batch)} inputs"
+            )
+        return [
+            self._output(hypothesis, item, options)
+            for hypothesis, item in zip(hypotheses, batch, strict=True)
+        ]
+
+    def _call_model(
+        self, batch: Sequence[PreparedAudio], collated: Any, options: TranscribeOptions
+    ) -> list[Any]:
+        """``model.transcribe()`` on the one collated (or featurized) batch."""
         from torch.utils.data import DataLoader
 
         model = self._model
@@ -351,18 +371,11 @@ class NeMoBackend(ABC):
             stack.enter_context(_torch_threads(self.num_threads))
             stack.enter_context(self._inference())
             try:
-                hypotheses = self._transcribe(model, loader, len(batch), options)
+                return self._transcribe(model, loader, len(batch), options)
+            except FeaturesRefused:
+                raise
             except Exception as exc:
                 raise self._failure(batch, exc) from exc
-        if len(hypotheses) != len(batch):
-            raise TranscriptionError(
-                f"{self.model_name}: NeMo returned {len(hypotheses)} results "
-                f"for {len(batch)} inputs"
-            )
-        return [
-            self._output(hypothesis, item, options)
-            for hypothesis, item in zip(hypotheses, batch, strict=True)
-        ]
 
     @staticmethod
     @contextlib.contextmanager
