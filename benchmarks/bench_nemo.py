@@ -49,18 +49,9 @@ def make_files(folder: Path, durations: Sequence[float], seed: int = 0) -> list[
     return paths
 
 
-def timed(run: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``repeat`` runs, after one warm-up."""
-    return timed_pair(run, None, repeat)[0]
-
-
-def timed_pair(
-    first: Callable[[], object], second: Callable[[], object] | None, repeat: int
-) -> tuple[float, float, float]:
-    """Side by side: each repeat runs ``first`` then ``second`` (after one warm-up of
-    each), so drift in the machine's load hits both alike. Returns the median times
-    and the median of the per-repeat ratios first/second (0 without ``second``)."""
-    runs = [first] if second is None else [first, second]
+def _round_times(runs: Sequence[Callable[[], object]], repeat: int) -> list[list[float]]:
+    """Wall times of each of ``runs``: one warm-up each, then ``repeat`` rounds that run
+    them one after another, so drift in the machine's load hits all alike."""
     for run in runs:
         run()
     times: list[list[float]] = [[] for _ in runs]
@@ -69,10 +60,22 @@ def timed_pair(
             start = time.perf_counter()
             run()
             sink.append(time.perf_counter() - start)
-    if second is None:
-        return statistics.median(times[0]), 0.0, 0.0
-    ratios = [a / b for a, b in zip(*times, strict=True)]
-    return statistics.median(times[0]), statistics.median(times[1]), statistics.median(ratios)
+    return times
+
+
+def timed(run: Callable[[], object], repeat: int) -> float:
+    """Median wall time of ``repeat`` runs, after one warm-up."""
+    return statistics.median(_round_times([run], repeat)[0])
+
+
+def timed_pair(
+    first: Callable[[], object], second: Callable[[], object], repeat: int
+) -> tuple[float, float, float]:
+    """``first`` and ``second`` side by side: their median times, and the median of the
+    per-round ratios first/second."""
+    ones, twos = _round_times([first, second], repeat)
+    ratios = [a / b for a, b in zip(ones, twos, strict=True)]
+    return statistics.median(ones), statistics.median(twos), statistics.median(ratios)
 
 
 def peak_mb() -> float:

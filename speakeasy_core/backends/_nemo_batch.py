@@ -15,10 +15,10 @@ for tensor, for every model family):
   1 s long, and whose prompt tokens come from the model's own prompt formatter,
   applied to a cut carrying the same fields a manifest line would.
 
-On a CPU model the features too are computed ahead (:class:`Featurizer`): the
-model's own preprocessor, copied with the settings ``transcribe()`` gives it (no
-dither, no ``pad_to``), and handed to the model's call in place of running its
-preprocessor again (:func:`precomputed`).
+On a CPU model the features too are computed ahead (:class:`Featurizer`): by a twin
+of the model's preprocessor, set as ``transcribe()`` sets the model's own (no dither,
+no ``pad_to``), and handed to the model's call in place of running its preprocessor
+again (:func:`precomputed`).
 
 Everything here is pure CPU work on new tensors, safe to run in worker threads.
 """
@@ -240,8 +240,10 @@ class Featurizer:
             for start in range(0, audio.shape[0], rows):
                 part = slice(start, start + rows)
                 parts.append(self._preprocessor(input_signal=audio[part], length=lengths[part]))
-        features = torch.cat([f for f, _ in parts]) if len(parts) > 1 else parts[0][0]
-        feature_lengths = torch.cat([n for _, n in parts]) if len(parts) > 1 else parts[0][1]
+        features, feature_lengths = (
+            torch.cat(column) if len(parts) > 1 else column[0]
+            for column in zip(*parts, strict=True)
+        )
         return Featurized(_without_audio(batch), features, feature_lengths)
 
 
