@@ -15,6 +15,7 @@ temp dir; one line names the path and the cause, ``-v`` adds the traceback), and
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import logging
 import os
@@ -52,6 +53,9 @@ from .transcriber import DEFAULT_BATCH_DURATION, Transcriber
 from .types import TranscribeOptions
 
 __all__ = ["main"]
+
+logger = logging.getLogger(__name__)
+_REDELIVER_SECONDS = 0.01
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
 EXIT_CTRL_C = 128 + signal.SIGINT
@@ -149,6 +153,13 @@ def _parser() -> argparse.ArgumentParser:
         help="threads preparing the next batches while the model runs (0: none; "
         "default: from the core count)",
     )
+    run.add_argument(
+        "--audio-stream",
+        type=_non_negative_int,
+        metavar="N",
+        help="transcribe a container's audio stream N (default: 0, the first); "
+        "a file without it fails on its own",
+    )
     run.add_argument("--language", help="spoken language code, e.g. en")
     run.add_argument("--target-language", help="output language for --task translate")
     run.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
@@ -218,6 +229,7 @@ def _spec(args: argparse.Namespace) -> TranscriberSpec:
         batch_duration=args.batch_duration,
         workspace_root=args.temp_dir,
         num_workers=args.num_workers,
+        audio_stream=args.audio_stream,
         options=options,
     )
 
@@ -336,11 +348,25 @@ def _run_here(
         return EXIT_FAILED if summary.failed else EXIT_OK
 
 
+def _signal_main_thread(signum: int) -> None:
+    """Deliver ``signum`` to the main thread: a real signal where there are thread
+    signals (it interrupts a blocking call), else its handler's next chance (Windows)."""
+    if hasattr(signal, "pthread_kill"):
+        signal.pthread_kill(threading.main_thread().ident or 0, signum)
+    else:
+        _thread.interrupt_main(signal.Signals(signum))
+
+
 @contextmanager
 def _stop_signals_interrupt() -> Iterator[None]:
     """For the block, :data:`STOP_SIGNALS` raise :class:`Interrupted` as Ctrl-C raises
     KeyboardInterrupt (once: a repeat is ignored while the job cleans up). A signal
-    already ignored (``nohup``) stays ignored; outside the main thread nothing changes."""
+    already ignored (``nohup``) stays ignored; outside the main thread nothing changes.
+
+    Python swallows an exception raised inside a ``__del__`` or a collected generator
+    ("Exception ignored in ..."): a stop that lands there is delivered again moments
+    later, so the job never goes on deaf to it (unless the block ends first).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -352,13 +378,36 @@ def _stop_signals_interrupt() -> Iterator[None]:
             stopping = True
             raise Interrupted(signum, signal.Signals(signum).name)
 
+    hook = sys.unraisablehook
+    pending: list[threading.Timer] = []
+
+    def redeliver(unraisable: sys.UnraisableHookArgs) -> None:
+        nonlocal stopping
+        lost = unraisable.exc_value
+        if not isinstance(lost, KeyboardInterrupt):
+            hook(unraisable)
+            return
+        logger.debug("a stop landed in %r; delivering it again", unraisable.object)
+        stopping = False
+        # Not from here (what this hook raises is swallowed too): a moment later, in
+        # whatever the main thread runs then, waking it from a blocking call.
+        signum = lost.signum if isinstance(lost, Interrupted) else signal.SIGINT
+        again = threading.Timer(_REDELIVER_SECONDS, _signal_main_thread, (signum,))
+        again.daemon = True
+        again.start()
+        pending.append(again)
+
     previous = {}
     for number in STOP_SIGNALS:
         if signal.getsignal(number) is signal.SIG_DFL:
             previous[number] = signal.signal(number, interrupt)
+    sys.unraisablehook = redeliver
     try:
         yield
     finally:
+        sys.unraisablehook = hook
+        for timer in pending:
+            timer.cancel()
         for number, handler in previous.items():
             signal.signal(number, handler)
 

@@ -87,6 +87,7 @@ class TranscriberSpec:
     backend_options: Mapping[str, Any] = field(default_factory=dict)
     workspace_root: str | None = None
     num_workers: int | None = None
+    audio_stream: int | None = None
     options: TranscribeOptions = field(default_factory=TranscribeOptions)
 
     def build(self, *, show_progress: bool = False) -> Transcriber:
@@ -101,6 +102,7 @@ class TranscriberSpec:
             backend_options=self.backend_options,
             workspace_root=self.workspace_root,
             num_workers=self.num_workers,
+            audio_stream=self.audio_stream,
             show_progress=show_progress,
             **self.options.to_dict(),
         )

@@ -234,15 +234,14 @@ class Journal:
 
     def _check_header(self, stored: dict[str, Any]) -> None:
         if stored != self._header:
-            differ = sorted(
-                k
-                for k in stored.keys() | self._header.keys()
+            differ = "; ".join(
+                f"{k}: journal {stored.get(k)!r}, this run {self._header.get(k)!r}"
+                for k in sorted(stored.keys() | self._header.keys())
                 if stored.get(k) != self._header.get(k)
             )
             raise JournalError(
-                f"{self._path}: journal belongs to a different job (header differs in "
-                f"{', '.join(differ)}: journal has {stored!r}); resume with the same "
-                "settings, or start afresh"
+                f"{self._path}: journal belongs to a different job (differs in {differ}); "
+                "resume with the same settings, or start afresh"
             )
 
     def _scan(self, offset: int) -> None:

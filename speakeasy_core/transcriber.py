@@ -37,6 +37,10 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
+def _is_index(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 class OptionOverrides(TypedDict, total=False):
     """Keyword options accepted by the Transcriber and its methods."""
 
@@ -63,6 +67,9 @@ class Transcriber:
     quiet points as they are decoded and merged back into one result.
     ``num_workers`` threads decode and collate the next batches while the model runs
     the current one (default: one per core but one, at most 4; 0: no threads).
+    ``audio_stream`` picks which audio stream of a container (a video with several
+    languages, say) is transcribed: 0, the first, by default; a file without that
+    stream fails on its own. Arrays and lhotse cuts have no streams and ignore it.
 
     The model loads on first use (or :meth:`load`); use the object as a context manager
     to free it afterwards. Keyword ``options`` (task, language, target_language,
@@ -84,6 +91,7 @@ class Transcriber:
         window: int | None = None,
         chunk_duration: float | None = None,
         num_workers: int | None = None,
+        audio_stream: int | None = None,
         backend_options: Mapping[str, Any] | None = None,
         workspace_root: str | os.PathLike[str] | None = None,
         retry_policy: RetryPolicy = DEFAULT_POLICY,
@@ -99,10 +107,11 @@ class Transcriber:
             raise InvalidOptionError("window", window, "must be a positive integer")
         if chunk_duration is not None and not chunk_duration > 0:
             raise InvalidOptionError("chunk_duration", chunk_duration, "must be positive seconds")
-        if num_workers is not None and (
-            not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0
-        ):
+        if num_workers is not None and not _is_index(num_workers):
             raise InvalidOptionError("num_workers", num_workers, "must be an integer >= 0")
+        if audio_stream is not None and not _is_index(audio_stream):
+            raise InvalidOptionError("audio_stream", audio_stream, "must be an integer >= 0")
+        self.audio_stream = audio_stream
         self.num_workers = default_workers() if num_workers is None else num_workers
         self.chunk_duration = chunk_duration
         self.batch_size = batch_size
@@ -254,6 +263,7 @@ class Transcriber:
                 max_duration=self._max_duration(),
                 progress=self._progress_callback(stack, total),
                 num_workers=self.num_workers,
+                audio_stream=self.audio_stream,
             )
             yield from engine.run(items, options, total)
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from speakeasy_core.cli import STOP_SIGNALS
 from speakeasy_core.journal import read_journal
 from speakeasy_core.tempfiles import deferred_cleanups
 
@@ -178,21 +179,41 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 def cli_child(
-    *args: str, hang_after: int = 0, text_bytes: int = 0, ignore: tuple[int, ...] = ()
+    *args: str,
+    hang_after: int = 0,
+    text_bytes: int = 0,
+    ignore: tuple[int, ...] = (),
+    finalizer: bool = False,
 ) -> subprocess.Popen[str]:
     """The real CLI (``speakeasy_core.cli.main``) in a child process, on the
     ``slowmock`` backend; it hangs in the backend after ``hang_after`` results (0:
     never), answers ``text_bytes`` of text per input (default: a short greeting), and
-    starts with the signals in ``ignore`` ignored (as ``nohup`` does)."""
+    starts with the signals in ``ignore`` ignored (as ``nohup`` does) and the other stop
+    signals at their defaults, however the tests were started (``nohup pytest``). With
+    ``finalizer`` it runs a slow ``__del__`` first, writing ``finalizing`` to stderr."""
     command = [sys.executable, str(CHILD), str(hang_after), str(text_bytes)]
     command += ["transcribe", "--backend", "slowmock", "--no-progress", "--batch-size", "1"]
 
     # an ignored disposition is inherited by the child, through exec
-    previous = {number: signal.signal(number, signal.SIG_IGN) for number in ignore}
+    dispositions = {number: signal.SIG_DFL for number in (signal.SIGINT, *STOP_SIGNALS)}
+    dispositions |= {number: signal.SIG_IGN for number in ignore}
+    previous = {number: signal.signal(number, how) for number, how in dispositions.items()}
     try:
+        env = {**os.environ, "SLOWMOCK_FINALIZER": "1"} if finalizer else None
         return subprocess.Popen(
-            [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def stopped(child: subprocess.Popen[str], timeout: float = 30.0) -> str:
+    """Wait for ``child`` to exit; its stderr. A child still running after ``timeout``
+    is killed, and the failure shows what it had written."""
+    try:
+        return child.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        child.kill()
+        err = child.communicate()[1]
+        raise AssertionError(f"the child did not stop in {timeout} s; its stderr:\n{err}") from None

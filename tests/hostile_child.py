@@ -3,10 +3,13 @@ lock or starve a real process: ``python hostile_child.py HANG_AFTER TEXT_BYTES A
 
 The backend answers ``hello <stem>`` (or ``TEXT_BYTES`` of text); once it has answered
 ``HANG_AFTER`` inputs (0: never) it blocks, as a long model call does, until signalled.
+With ``SLOWMOCK_FINALIZER`` set it first spends a second in an object's ``__del__``
+(announced on stderr), where Python swallows what a signal handler raises.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +21,13 @@ from speakeasy_core.testing import MockBackend
 from speakeasy_core.types import TranscribeOptions
 
 
+class _Finalizer:
+    def __del__(self) -> None:
+        sys.stderr.write("finalizing\n")
+        sys.stderr.flush()
+        time.sleep(1)
+
+
 def run() -> int:
     hang_after, text_bytes = int(sys.argv[1]), int(sys.argv[2])
     answered = 0
@@ -25,6 +35,8 @@ def run() -> int:
     def answer(item: PreparedAudio, options: TranscribeOptions) -> str:
         nonlocal answered
         if hang_after and answered >= hang_after:
+            if os.environ.get("SLOWMOCK_FINALIZER"):
+                _Finalizer()  # collected at once: a signal lands in its __del__
             time.sleep(3600)  # until signalled
         answered += 1
         stem = Path(item.key).stem

@@ -27,7 +27,16 @@ from speakeasy_core.job import JOURNAL_NAME
 from speakeasy_core.tempfiles import OWNER_FILE
 from speakeasy_core.testing import MockBackend
 from speakeasy_core.types import TranscribeOptions
-from tests.hostile import Mounts, cli_child, fill, ok_sources, shut_down, wait_for, write_clip
+from tests.hostile import (
+    Mounts,
+    cli_child,
+    fill,
+    ok_sources,
+    shut_down,
+    stopped,
+    wait_for,
+    write_clip,
+)
 
 N_CLIPS = 6
 LONG_TEXT = 20_000  # bytes of text per input where a disk must fill up
@@ -218,7 +227,7 @@ def test_a_signal_keeps_finished_results_and_removes_the_workspace(
     wait_for(lambda: len(ok_sources(out / JOURNAL_NAME)) == 2)
     assert [p.name for p in temp.iterdir() if p.name.startswith("speakeasy-")] != []
     child.send_signal(signum)
-    _stdout, err = child.communicate(timeout=30)  # hangs forever if the signal is not handled
+    err = stopped(child)  # hangs forever if the signal is not handled
     assert child.returncode == status
     assert "Traceback" not in err
     assert f"interrupted ({name or 'Ctrl-C'})" in err
@@ -237,6 +246,27 @@ def test_a_signal_keeps_finished_results_and_removes_the_workspace(
 
 
 @posix_signals
+def test_a_signal_that_lands_in_a_finalizer_still_stops_the_job(
+    clips: Path, tmp_path: Path
+) -> None:
+    """Python swallows (as "Exception ignored") what a handler raises inside a
+    ``__del__``: the stop must still happen, not leave the job running and deaf."""
+    out = tmp_path / "out"
+    child = cli_child(str(clips), "--out-dir", str(out), hang_after=2, finalizer=True)
+    assert child.stderr is not None
+    for line in child.stderr:  # the child is in the __del__ now
+        if line.strip() == "finalizing":
+            break
+    child.send_signal(signal.SIGTERM)
+    err = stopped(child)
+    assert child.returncode == 143
+    assert "interrupted (SIGTERM)" in err
+    assert "Exception ignored" not in err
+    assert "Traceback" not in err
+    assert len(ok_sources(out / JOURNAL_NAME)) == 2
+
+
+@posix_signals
 def test_an_ignored_sighup_stays_ignored(clips: Path, tmp_path: Path) -> None:
     """Under ``nohup`` SIGHUP was ignored before the job started: it does not stop it."""
     out = tmp_path / "out"
@@ -247,7 +277,7 @@ def test_an_ignored_sighup_stays_ignored(clips: Path, tmp_path: Path) -> None:
     with pytest.raises(subprocess.TimeoutExpired):
         child.wait(timeout=1)
     child.send_signal(signal.SIGTERM)
-    child.communicate(timeout=30)
+    stopped(child)
     assert child.returncode == 143
 
 

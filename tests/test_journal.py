@@ -218,7 +218,10 @@ def test_header_mismatch_names_the_file_and_the_difference(tmp_path: Path) -> No
     with Journal.open(path, header=HEADER) as journal:
         journal.append("a", ok("a.wav"))
     before = path.read_bytes()
-    with pytest.raises(JournalError, match=r"j\.jsonl.*different job.*differs in model"):
+    with pytest.raises(
+        JournalError,
+        match=r"j\.jsonl.*different job \(differs in model: journal 'tiny', this run 'big'\)",
+    ):
         Journal.open(path, header={**HEADER, "model": "big"})
     assert path.read_bytes() == before
 

@@ -69,7 +69,8 @@ class BatchEngine:
     A batch holds at most ``batch_size`` items and ``batch_duration`` seconds of audio
     padded to its longest item (None: no bound). ``num_workers`` threads prepare batches
     ahead (0: in the calling thread, no prefetch); at most ``prefetch`` batches (default
-    ``num_workers + 1``) are being prepared or wait ready at any time.
+    ``num_workers + 1``) are being prepared or wait ready at any time. Files are
+    decoded from their audio stream ``audio_stream`` (None: the first).
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class BatchEngine:
         progress: ProgressCallback | None = None,
         num_workers: int = 0,
         prefetch: int | None = None,
+        audio_stream: int | None = None,
     ) -> None:
         self.backend = backend
         self.workspace = workspace
@@ -94,6 +96,7 @@ class BatchEngine:
         self.progress = progress
         self.num_workers = num_workers
         self.prefetch = prefetch or num_workers + 1
+        self.audio_stream = audio_stream
         self._done = 0
 
     def run(
@@ -121,6 +124,7 @@ class BatchEngine:
                 batch_duration=self.batch_duration,
                 window=self.window,
                 max_duration=self.max_duration,
+                audio_stream=self.audio_stream,
                 on_input=on_input,
                 on_error=on_error,
             )

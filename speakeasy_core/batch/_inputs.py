@@ -82,8 +82,9 @@ class Probed:
         return audio.iter_pieces(self.source, max_duration, info=self.info, label=self.label)
 
 
-def probe_input(item: AudioInput, index: int) -> Probed:
-    """Probe a file (header only) or validate an array; raises the input's typed error."""
+def probe_input(item: AudioInput, index: int, stream: int | None = None) -> Probed:
+    """Probe a file's audio stream ``stream`` (header only) or validate an array; raises
+    the input's typed error."""
     label = label_of(item, index)
     if isinstance(item, AudioArray):
         samples = audio.validate_array(item.samples, item.sample_rate, label)
@@ -91,5 +92,5 @@ def probe_input(item: AudioInput, index: int) -> Probed:
     path = Path(
         item.audio_filepath if isinstance(item, ManifestEntry) else os.fspath(item)
     ).absolute()
-    info = audio.probe(path)
+    info = audio.probe(path, stream=stream)
     return Probed(index, label, info.duration, path, info)

@@ -124,6 +124,7 @@ class Planner:
         batch_duration: float | None = None,
         window: int,
         max_duration: float | None,
+        audio_stream: int | None = None,
         on_input: Callable[[Probed], None],
         on_error: Callable[[int, str, SpeakEasyError], None],
     ) -> None:
@@ -134,6 +135,7 @@ class Planner:
         self.batch_duration = batch_duration
         self.window = window
         self.max_duration = max_duration
+        self.audio_stream = audio_stream
         # A stream's pieces are up to max_duration long: this many fill a batch.
         self._stream_batch = batch_count(max_duration or 0.0, batch_size, batch_duration)
         self.on_input = on_input
@@ -201,7 +203,11 @@ class Planner:
     def _probe(self, window: list[tuple[int, AudioInput]]) -> list[tuple[int, str, Future[Probed]]]:
         submit = self.prefetcher.submit
         return [
-            (index, label_of(item, index), submit(partial(probe_input, item, index)))
+            (
+                index,
+                label_of(item, index),
+                submit(partial(probe_input, item, index, self.audio_stream)),
+            )
             for index, item in window
         ]
 

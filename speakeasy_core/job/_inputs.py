@@ -47,7 +47,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a"})
+AUDIO_SUFFIXES = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf"}
+    | {".m4a", ".m4b", ".aac", ".mp4", ".mov", ".webm", ".mkv", ".mka", ".avi"}
+    | {".wma", ".wmv", ".asf", ".amr", ".3gp", ".3g2", ".ac3"}
+)
+"""What a directory argument is searched for: what libsndfile or PyAV decodes (videos'
+audio tracks included), case-insensitively."""
 NAME_MAX = 255
 """Bytes in one file name on Linux, macOS and Windows filesystems."""
 _EXTENSION_ROOM = 16  # bytes kept free for the extension, whatever formats are asked

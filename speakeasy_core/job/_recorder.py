@@ -78,16 +78,20 @@ def options_for_formats(
 
 
 def job_header(transcriber: Transcriber) -> dict[str, object]:
-    """What a job's results depend on (backend, model, options): its journal header.
+    """What a job's results depend on (backend, model, options, a chosen audio stream):
+    its journal header.
 
     The model need not be loaded; jobs with equal headers share a journal.
     """
     backend = transcriber.backend
-    return {
+    header: dict[str, object] = {
         "backend": backend.name,
         "model": backend.model_name,
         "options": transcriber.options.to_dict(),
     }
+    if transcriber.audio_stream:  # stream 0 is the default: the same results, the same key
+        header["audio_stream"] = transcriber.audio_stream
+    return header
 
 
 def _sync_folders(paths: Iterable[Path]) -> None:
