@@ -13,6 +13,7 @@ from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
+from ._options import check_int
 from .backends.base import Backend, Capabilities, is_backend, validate_options
 from .backends.registry import create_backend
 from .batch import AudioArray, AudioInput, BatchEngine, ItemOutcome, ProgressCallback
@@ -35,10 +36,6 @@ Parakeet's 300 s ones (16 of those would need over 15 GB for activations)."""
 def default_workers() -> int:
     """Prefetch threads by default: one per core but one (the model's), 1 to 4."""
     return max(1, min(4, (os.cpu_count() or 2) - 1))
-
-
-def _is_index(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class OptionOverrides(TypedDict, total=False):
@@ -107,10 +104,10 @@ class Transcriber:
             raise InvalidOptionError("window", window, "must be a positive integer")
         if chunk_duration is not None and not chunk_duration > 0:
             raise InvalidOptionError("chunk_duration", chunk_duration, "must be positive seconds")
-        if num_workers is not None and not _is_index(num_workers):
-            raise InvalidOptionError("num_workers", num_workers, "must be an integer >= 0")
-        if audio_stream is not None and not _is_index(audio_stream):
-            raise InvalidOptionError("audio_stream", audio_stream, "must be an integer >= 0")
+        if num_workers is not None:
+            check_int("num_workers", num_workers, 0)
+        if audio_stream is not None:
+            check_int("audio_stream", audio_stream, 0)
         self.audio_stream = audio_stream
         self.num_workers = default_workers() if num_workers is None else num_workers
         self.chunk_duration = chunk_duration

@@ -13,7 +13,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import AudioDecodeError, EmptyAudioError, InvalidOptionError
+from .._options import check_int
+from ..errors import AudioDecodeError, EmptyAudioError
 from ._av import AvError, container_blocks, describe_av_error, opened_container
 from ._base import TARGET_SAMPLE_RATE, AudioInfo, check_same_header, check_unchanged, open_file
 from ._convert import MonoResampler, validate_array
@@ -38,13 +39,6 @@ class AudioPiece:
     def duration(self) -> float:
         """Length in seconds."""
         return len(self.samples) / TARGET_SAMPLE_RATE
-
-
-def _check_stream(stream: int | None) -> None:
-    if stream is not None and (
-        isinstance(stream, bool) or not isinstance(stream, int) or stream < 0
-    ):
-        raise InvalidOptionError("stream", stream, "must be None or an audio stream index >= 0")
 
 
 @contextmanager
@@ -82,7 +76,8 @@ def probe(path: str | os.PathLike[str], *, stream: int | None = None) -> AudioIn
     stream, unsupported codec, sample rate outside [MIN_SAMPLE_RATE,
     MAX_SAMPLE_RATE]), each naming the path; InvalidOptionError for a bad ``stream``.
     """
-    _check_stream(stream)
+    if stream is not None:
+        check_int("stream", stream, 0)
     file = Path(path)
     with open_file(file) as handle, _decoder(file, handle, stream) as (info, _):
         return info

@@ -34,6 +34,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._options import check_int
 from ..errors import (
     BackendUnavailableError,
     InvalidOptionError,
@@ -184,10 +185,8 @@ class NeMoBackend(ABC):
             )
         if not _DEVICE.fullmatch(device):
             raise InvalidOptionError("device", device, "use 'auto', 'cpu', 'cuda' or 'cuda:N'")
-        if num_threads is not None and (
-            not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1
-        ):
-            raise InvalidOptionError("num_threads", num_threads, "must be a positive integer")
+        if num_threads is not None:
+            check_int("num_threads", num_threads, 1)
         self.model_name = model if model is not None else self.DEFAULT_MODEL
         self.device = device
         self.num_threads = num_threads

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._options import check_int
 from ..errors import (
     BackendUnavailableError,
     InvalidOptionError,
@@ -57,11 +58,6 @@ _COMPUTE_TYPES = frozenset(
 )
 
 
-def _check_int(option: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidOptionError(option, value, f"must be an integer >= {minimum}")
-
-
 @dataclass(frozen=True)
 class WhisperOptions:
     """Options of :class:`WhisperBackend`, passed as ``Transcriber(backend_options=...)``.
@@ -82,8 +78,8 @@ class WhisperOptions:
             raise InvalidOptionError(
                 "compute_type", self.compute_type, f"use one of {', '.join(sorted(_COMPUTE_TYPES))}"
             )
-        _check_int("beam_size", self.beam_size, 1)
-        _check_int("cpu_threads", self.cpu_threads, 0)
+        check_int("beam_size", self.beam_size, 1)
+        check_int("cpu_threads", self.cpu_threads, 0)
         if not isinstance(self.vad_filter, bool):
             raise InvalidOptionError("vad_filter", self.vad_filter, "must be True or False")
 
