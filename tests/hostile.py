@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,22 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+@contextmanager
+def child_signals(ignore: tuple[int, ...] = ()) -> Iterator[None]:
+    """For starting a child: SIGINT and the stop signals at their defaults, those in
+    ``ignore`` ignored. An ignored disposition is inherited through exec, so without
+    this a child started under ``nohup pytest`` (or a shell's background job) would
+    ignore SIGHUP (or SIGINT) too."""
+    dispositions = {number: signal.SIG_DFL for number in (signal.SIGINT, *STOP_SIGNALS)}
+    dispositions |= {number: signal.SIG_IGN for number in ignore}
+    previous = {number: signal.signal(number, how) for number, how in dispositions.items()}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def cli_child(
     *args: str,
     hang_after: int = 0,
@@ -188,24 +205,17 @@ def cli_child(
     """The real CLI (``speakeasy_core.cli.main``) in a child process, on the
     ``slowmock`` backend; it hangs in the backend after ``hang_after`` results (0:
     never), answers ``text_bytes`` of text per input (default: a short greeting), and
-    starts with the signals in ``ignore`` ignored (as ``nohup`` does) and the other stop
-    signals at their defaults, however the tests were started (``nohup pytest``). With
+    starts with the signals in ``ignore`` ignored (as ``nohup`` does) and the others at
+    their defaults (:func:`child_signals`). With
     ``finalizer`` it runs a slow ``__del__`` first, writing ``finalizing`` to stderr."""
     command = [sys.executable, str(CHILD), str(hang_after), str(text_bytes)]
     command += ["transcribe", "--backend", "slowmock", "--no-progress", "--batch-size", "1"]
 
-    # an ignored disposition is inherited by the child, through exec
-    dispositions = {number: signal.SIG_DFL for number in (signal.SIGINT, *STOP_SIGNALS)}
-    dispositions |= {number: signal.SIG_IGN for number in ignore}
-    previous = {number: signal.signal(number, how) for number, how in dispositions.items()}
-    try:
-        env = {**os.environ, "SLOWMOCK_FINALIZER": "1"} if finalizer else None
+    env = {**os.environ, "SLOWMOCK_FINALIZER": "1"} if finalizer else None
+    with child_signals(ignore):
         return subprocess.Popen(
             [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 def stopped(child: subprocess.Popen[str], timeout: float = 30.0) -> str:

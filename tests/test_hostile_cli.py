@@ -491,7 +491,7 @@ def test_a_second_run_on_a_busy_out_dir_refuses_and_truncates_nothing(
     wait_for(lambda: len(ok_sources(out / JOURNAL_NAME)) == 2)
     journal = (out / JOURNAL_NAME).read_bytes()
     second = cli_child(str(clips), "--out-dir", str(out), *(["--resume"] if resume else []))
-    _stdout, err = second.communicate(timeout=60)
+    err = stopped(second, 60)
     assert second.returncode == 3
     line = one_line_error(err)
     assert "another speakeasy-core job is running on this output folder" in line
@@ -501,7 +501,7 @@ def test_a_second_run_on_a_busy_out_dir_refuses_and_truncates_nothing(
     first.kill()  # the OS releases the lock of a dead process
     first.communicate()
     third = cli_child(str(clips), "--out-dir", str(out), "--resume")
-    _stdout, err = third.communicate(timeout=60)
+    err = stopped(third, 60)
     assert third.returncode == 0, err
     assert len(ok_sources(out / JOURNAL_NAME)) == N_CLIPS
 

@@ -22,6 +22,7 @@ from speakeasy_core.batch import THREAD_PREFIX
 from speakeasy_core.errors import AudioDecodeError, InputNotFoundError
 from speakeasy_core.testing import MockBackend
 from speakeasy_core.types import TranscribeOptions
+from tests.hostile import child_signals, stopped
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -241,19 +242,20 @@ _SCRIPT = textwrap.dedent(
 def test_a_real_sigint_mid_run_exits_promptly_and_leaves_nothing(
     files: list[Path], root: Path
 ) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-c", _SCRIPT, str(files[0].parent), str(root)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    with child_signals():
+        child = subprocess.Popen(
+            [sys.executable, "-c", _SCRIPT, str(files[0].parent), str(root)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
     assert child.stdout is not None
     for _ in range(2):
         assert child.stdout.readline().strip() == "running"
     sent = time.monotonic()
     child.send_signal(signal.SIGINT)
-    _, stderr = child.communicate(timeout=30)
+    stderr = stopped(child)
     assert time.monotonic() - sent < 5
     assert child.returncode != 0
     assert "KeyboardInterrupt" in stderr
