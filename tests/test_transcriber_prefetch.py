@@ -90,17 +90,18 @@ def test_never_more_than_the_prefetch_bound_is_prepared_ahead(
     backend: MockBackend
 
     def counts() -> tuple[int, int]:
+        """Batches collated beyond those run so far, and those run."""
         events = [what for what, _ in backend.events]
-        return events.count("collate"), events.count("run")
+        runs = events.count("run")
+        return events.count("collate") - runs, runs
 
     def patient(item: PreparedAudio, options: TranscribeOptions) -> str:
         # Wait (not sleep: a slow Windows runner decodes slowly) until the workers
         # filled the bound, then give them a moment to overshoot it.
         wanted = min(ahead, len(files) - counts()[1])
-        wait_for(lambda: counts()[0] - counts()[1] >= wanted)
+        wait_for(lambda: counts()[0] >= wanted)
         time.sleep(0.05)
-        collated, runs = counts()
-        seen.append(collated - runs)
+        seen.append(counts()[0])
         return name_of(item, options)
 
     backend = MockBackend(patient)
