@@ -110,6 +110,38 @@ def test_vad_filter_option_reaches_faster_whisper(workspace: TempWorkspace) -> N
     assert output.text == "You"
 
 
+def test_temperature_and_conditioning_reach_faster_whisper(
+    workspace: TempWorkspace, example: Samples
+) -> None:
+    backend = WhisperBackend(
+        model=None,
+        device="cpu",
+        cpu_threads=2,
+        temperature=[0.4, 0.6],
+        condition_on_previous_text=False,
+    )
+    backend.load()
+    model = backend._model
+    assert model is not None
+    real = model.transcribe
+    decoded: list[Any] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:  # the real call, its answer kept
+        segments, info = real(*args, **kwargs)
+        kept = list(segments)
+        decoded.append((kept, info))
+        return iter(kept), info
+
+    model.transcribe = recorded  # type: ignore[method-assign]
+    [output] = transcribe(backend, workspace, [prepare(workspace, "example", example)])
+    [(segments, info)] = decoded
+    assert list(info.transcription_options.temperatures) == [0.4, 0.6]
+    assert info.transcription_options.condition_on_previous_text is False
+    assert segments
+    assert {segment.temperature for segment in segments} <= {0.4, 0.6}
+    assert output.text
+
+
 def test_batch_outputs_follow_input_order(
     backend: WhisperBackend, workspace: TempWorkspace, example: Samples
 ) -> None:
@@ -176,6 +208,12 @@ def test_unsupported_transcribe_options_raise(
         ({"beam_size": True}, "beam_size"),
         ({"cpu_threads": -1}, "cpu_threads"),
         ({"vad_filter": "yes"}, "vad_filter"),
+        ({"condition_on_previous_text": 1}, "condition_on_previous_text"),
+        ({"temperature": -0.1}, "temperature"),
+        ({"temperature": 1.5}, "temperature"),
+        ({"temperature": []}, "temperature"),
+        ({"temperature": [0.0, "hot"]}, "temperature"),
+        ({"temperature": True}, "temperature"),
         ({"compute_type": "int3"}, "compute_type"),
         ({"device": "tpu"}, "device"),
         ({"device": "cuda:x"}, "device"),

@@ -65,13 +65,19 @@ class WhisperOptions:
     ``compute_type``: a CTranslate2 compute type; ``None`` means ``"int8"`` on CPU and
     ``"float16"`` on CUDA. ``cpu_threads``: 0 leaves CTranslate2's default (4, or
     ``OMP_NUM_THREADS``). ``vad_filter`` skips non-speech with the bundled Silero VAD;
-    without it Whisper can invent text (" You") for silence.
+    without it Whisper can invent text (" You") for silence. ``temperature``: one
+    temperature, or the schedule faster-whisper falls back through when a decode looks
+    wrong (``None``: faster-whisper's own, 0.0 to 1.0 in steps of 0.2); ``0.0`` decodes
+    deterministically. ``condition_on_previous_text``: give each 30 s window the text
+    of the one before as its prompt.
     """
 
     compute_type: str | None = None
     beam_size: int = 5
     vad_filter: bool = True
     cpu_threads: int = 0
+    temperature: float | tuple[float, ...] | None = None
+    condition_on_previous_text: bool = True
 
     def __post_init__(self) -> None:
         if self.compute_type is not None and self.compute_type not in _COMPUTE_TYPES:
@@ -80,8 +86,22 @@ class WhisperOptions:
             )
         check_int("beam_size", self.beam_size, 1)
         check_int("cpu_threads", self.cpu_threads, 0)
-        if not isinstance(self.vad_filter, bool):
-            raise InvalidOptionError("vad_filter", self.vad_filter, "must be True or False")
+        for name in ("vad_filter", "condition_on_previous_text"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidOptionError(name, getattr(self, name), "must be True or False")
+        if self.temperature is not None:
+            object.__setattr__(self, "temperature", _temperatures(self.temperature))
+
+    def decode_options(self) -> dict[str, Any]:
+        """What faster-whisper's ``transcribe`` takes of these options."""
+        chosen: dict[str, Any] = {
+            "beam_size": self.beam_size,
+            "vad_filter": self.vad_filter,
+            "condition_on_previous_text": self.condition_on_previous_text,
+        }
+        if self.temperature is not None:
+            chosen["temperature"] = self.temperature
+        return chosen
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> WhisperOptions:
@@ -93,6 +113,20 @@ class WhisperOptions:
                     name, value, f"unknown whisper option; known: {', '.join(sorted(known))}"
                 )
         return cls(**options)
+
+
+def _temperatures(value: object) -> float | tuple[float, ...]:
+    """A temperature or a non-empty schedule of them, each a number in [0, 1]."""
+    schedule = list(value) if isinstance(value, list | tuple) else [value]
+    temperatures = tuple(
+        float(each)
+        for each in schedule
+        if isinstance(each, int | float) and not isinstance(each, bool) and 0 <= each <= 1
+    )
+    if not schedule or len(temperatures) != len(schedule):
+        reason = "must be a number from 0 to 1, or a non-empty list of them"
+        raise InvalidOptionError("temperature", value, reason)
+    return temperatures if isinstance(value, list | tuple) else temperatures[0]
 
 
 def _parse_device(device: str) -> tuple[str, int]:
@@ -266,9 +300,8 @@ class WhisperBackend:
                 item.samples,
                 language=options.language,
                 task=options.task,
-                beam_size=self.options.beam_size,
-                vad_filter=self.options.vad_filter,
                 word_timestamps=options.timestamps,
+                **self.options.decode_options(),
             )
             segments = list(generator)
         except Exception as exc:
