@@ -430,6 +430,7 @@ def test_repeated_rows_are_dropped_and_missing_ones_recorded_as_failures(
     # Seconds as results come back; the total reckoned from them until all are in.
     seen = [(r.inputs_done, r.seconds_done, r.seconds_total, r.failed) for r in reports]
     assert seen == [
+        (0, 0.0, None, 0),
         (0, 0.0, 4.0, 0),
         (1, 1.0, 4.0, 0),
         (1, 1.0, 4.0, 0),
@@ -438,7 +439,7 @@ def test_repeated_rows_are_dropped_and_missing_ones_recorded_as_failures(
         (4, 2.0, 2.0, 2),
         (4, 2.0, 2.0, 2),
     ]
-    assert [r.estimated for r in reports] == [True] * 5 + [False] * 2
+    assert [r.estimated for r in reports] == [False] + [True] * 5 + [False] * 2
     assert reports[-1].final
 
 

@@ -220,7 +220,8 @@ def test_a_long_recording_moves_piece_by_piece_to_its_total(tmp_path: Path, root
     )
     assert transcriber.transcribe(recording).text
     assert_monotone(reports)
-    assert reports[0].seconds_total == pytest.approx(300.0)  # from the probe, up front
+    probed = next(r for r in reports if r.seconds_total is not None)
+    assert (probed.seconds_done, probed.seconds_total) == (0.0, pytest.approx(300.0))  # up front
     moving = {r.seconds_done for r in reports if 0 < r.seconds_done < 300.0}
     assert len(moving) >= 4  # 10 pieces, two per batch
     assert all(r.inputs_done == 0 for r in reports if r.seconds_done < 300.0)
@@ -258,7 +259,8 @@ def test_a_backend_reporting_positions_moves_one_long_item(root: Path) -> None:
     Transcriber(MockBackend(halfway), workspace_root=root, progress=reports.append).transcribe(
         samples, sample_rate=16000
     )
-    assert [r.seconds_done for r in reports if r.inputs_done == 0] == [0.0, 10.0, 20.0, 30.0, 40.0]
+    moves = [r.seconds_done for r in reports if r.inputs_done == 0]
+    assert moves == [0.0, 0.0, 10.0, 20.0, 30.0, 40.0]  # started, probed, reported, recorded
     report_position(object(), 5.0)  # outside a run: nothing happens
 
 
@@ -368,19 +370,16 @@ def test_the_bar_shows_audio_total_speed_eta_and_files(capsys: pytest.CaptureFix
         r"transcribing:   0%\| +\| 00:00/\? audio \[00:00<\?, \?x real time, 0/\? files\]",
         shown[0],
     )
-    assert re.fullmatch(
+    expected = [
+        r"transcribing:   0%\| +\| 00:00/\? audio \[00:00<\?, \?x real time, 0/1 files\]",
         r"transcribing:   0%\| +\| 00:00/1:00:00 audio \[00:00<\?, \?x real time, 0/1 files\]",
-        shown[1],
-    )
-    assert re.fullmatch(
         r"transcribing:  21%\|.+\| 12:30/1:00:00 audio \[00:04<00:15, 188x real time, 0/1 files\]",
-        shown[2],
-    )
-    assert re.fullmatch(
         r"transcribing: 100%\|.+\| 1:00:00/1:00:00 audio "
         r"\[00:08<00:00, 450x real time, 1/1 files\]",
-        shown[-1],
-    )
+    ]
+    for pattern in expected:
+        assert [frame for frame in shown if re.fullmatch(pattern, frame)], (pattern, shown)
+    assert re.fullmatch(expected[-1], shown[-1])
 
 
 def test_log_records_go_above_the_bar(capsys: pytest.CaptureFixture[str]) -> None:
@@ -438,7 +437,7 @@ def test_whisper_moves_the_progress_within_one_long_item(root: Path) -> None:
     seconds = len(looped) / rate
     assert_monotone(reports)
     inside = {r.seconds_done for r in reports if r.inputs_done == 0 and r.seconds_done > 0}
-    assert len(inside) >= 4  # segment by segment, before the call returned
+    assert len(inside) >= 3  # segment by segment, before the call returned
     assert max(inside) <= seconds
     assert reports[-1].seconds_done == pytest.approx(seconds)
 

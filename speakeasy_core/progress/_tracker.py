@@ -59,7 +59,8 @@ class _Open:
 
 class ProgressTracker:
     """Keeps the counts of one run from its events and reports a :class:`Progress`
-    to ``callback`` after each one (under a lock, so reports arrive in order).
+    to ``callback`` at once and after each event (under a lock, so reports arrive in
+    order).
 
     Events: :meth:`probed` (an input's duration is known), :meth:`advance` (an input
     is transcribed up to a position), :meth:`finished` (an input is done or failed)
@@ -90,6 +91,8 @@ class ProgressTracker:
         self._probed_seconds = 0.0
         self._closed = False
         self._reported = 0.0  # seconds done, as last reported
+        with self._lock:
+            self._report()  # the start: the number of inputs, if known
 
     def counting(self, inputs: Iterable[T]) -> Iterator[T]:
         """``inputs`` passed through; once they run out, their number is the total."""
