@@ -478,3 +478,12 @@ def test_without_a_bar_the_cli_logs_plain_progress_lines(
     assert all(re.fullmatch(line, text) for text in lines), lines
     assert lines[-1].startswith("transcribing: 00:16/00:16 audio (100%)")
     assert "\r" not in capsys.readouterr().err  # no bar
+
+
+def test_ipykernel_imported_outside_a_kernel_is_not_a_notebook() -> None:
+    pytest.importorskip("ipykernel.zmqshell", reason="needs the test extra")
+    from speakeasy_core.progress._display import _chosen
+
+    assert not sys.stderr.isatty()  # pytest captures it
+    assert _chosen(True) == "log"
+    assert (_chosen(False), _chosen("bar"), _chosen("log")) == (None, "bar", "log")

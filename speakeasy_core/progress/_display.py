@@ -309,7 +309,10 @@ def check_show_progress(show: object) -> None:
 
 
 def _in_notebook() -> bool:
-    return "ipykernel" in sys.modules
+    """Whether this runs in a Jupyter kernel (ipykernel merely imported is not one)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and hasattr(shell, "kernel")
 
 
 def _chosen(show: ShowProgress) -> Literal["bar", "log"] | None:
