@@ -43,7 +43,13 @@ def main() -> int:
     inputs = list(expand_inputs([args.folder]))
     with ray_session(args.address, show_progress=False):
         summary = run_ray_job(
-            spec, inputs, args.out_dir, formats=("srt", "txt"), resume=True, pool=pool
+            spec,
+            inputs,
+            args.out_dir,
+            formats=("srt", "txt"),
+            resume=True,
+            pool=pool,
+            show_progress=True,  # ours (audio seconds, ETA) rather than Ray Data's bars
         )
         print(
             f"{summary.transcribed} transcribed, {summary.skipped} skipped, {summary.failed} failed"

@@ -37,6 +37,7 @@ from .errors import (
     UnknownBackendError,
 )
 from .manifest import ManifestEntry, read_manifest
+from .progress import Progress
 from .transcriber import Transcriber
 from .types import Segment, TranscribeOptions, TranscriptionResult, Word
 
@@ -66,6 +67,7 @@ __all__ = [
     "ModelLoadError",
     "OutputError",
     "PreparedAudio",
+    "Progress",
     "Segment",
     "SpeakEasyError",
     "TempFileError",

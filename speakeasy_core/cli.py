@@ -48,6 +48,7 @@ from .job import (
     prepare_out_dir,
     run_job,
 )
+from .progress import LOGGER_NAME, ShowProgress, write_line
 from .tempfiles import TempWorkspace
 from .transcriber import DEFAULT_BATCH_DURATION, Transcriber
 from .types import TranscribeOptions
@@ -171,7 +172,10 @@ def _parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="skip inputs already done in --out-dir's journal"
     )
     run.add_argument(
-        "--no-progress", action="store_true", help="hide the progress bar (shown on a terminal)"
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (shown on a terminal): a plain progress line every 10 s at "
+        "most instead, as when stderr is not a terminal",
     )
     run.add_argument(
         "--temp-dir",
@@ -209,8 +213,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_progress(args: argparse.Namespace) -> bool:
-    return not args.no_progress and sys.stderr.isatty()
+def _show_progress(args: argparse.Namespace) -> ShowProgress:
+    """A bar on a terminal; plain log lines with --no-progress or without one."""
+    return "log" if args.no_progress else True
 
 
 def _spec(args: argparse.Namespace) -> TranscriberSpec:
@@ -239,14 +244,14 @@ def _transcriber(args: argparse.Namespace) -> Transcriber:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"speakeasy-core: error: {message}\n")
+    write_line(f"speakeasy-core: error: {message}", sys.stderr)
 
 
 def _print_transcripts(transcriber: Transcriber, inputs: list[JobInput], fmt: str) -> int:
     failed = 0
     for result in transcriber.iter_transcribe([item.audio for item in inputs]):
         if result.ok:
-            sys.stdout.write(render(result, fmt).rstrip("\n") + "\n")
+            write_line(render(result, fmt).rstrip("\n"), sys.stdout)
         else:
             failed += 1
             _error(f"{result.source}: {result.error_type}: {result.error}")
@@ -272,12 +277,18 @@ def _run_on_ray(args: argparse.Namespace, inputs: list[JobInput], formats: list[
         num_gpus=args.ray_gpus_per_actor,
         num_cpus=args.ray_cpus_per_actor,
     )
-    with ray_session(args.ray_address, show_progress=_show_progress(args)):
+    with ray_session(args.ray_address, show_progress=False):  # ours instead of Ray Data's
         options = options_for_formats(spec.options, formats, probe(spec, pool))
         spec = replace(spec, options=options)
         started = time.monotonic()
         summary = run_ray_job(
-            spec, inputs, args.out_dir, formats=formats, resume=args.resume, pool=pool
+            spec,
+            inputs,
+            args.out_dir,
+            formats=formats,
+            resume=args.resume,
+            pool=pool,
+            show_progress=_show_progress(args),
         )
     _summarise(summary, args.out_dir, time.monotonic() - started)
     return EXIT_FAILED if summary.failed else EXIT_OK
@@ -427,6 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger(LOGGER_NAME).setLevel(min(level, logging.INFO))  # plain progress lines
     if args.command == "backends":
         sys.stdout.write("\n".join(available_backends()) + "\n")
         return EXIT_OK

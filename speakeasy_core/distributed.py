@@ -37,14 +37,21 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import Capabilities
-from .batch import ProgressCallback
 from .errors import BackendError, BackendUnavailableError, InvalidOptionError, TranscriptionError
 from .job import JobInput, JobRecorder, JobSummary, job_header
+from .progress import (
+    LegacyProgressCallback,
+    ProgressCallback,
+    ProgressTracker,
+    ShowProgress,
+    open_reporter,
+    warn_if_legacy,
+)
 from .tempfiles import sweep_stale
 from .transcriber import DEFAULT_BATCH_DURATION, Transcriber
 from .types import TranscribeOptions, TranscriptionResult, failed
@@ -90,7 +97,7 @@ class TranscriberSpec:
     audio_stream: int | None = None
     options: TranscribeOptions = field(default_factory=TranscribeOptions)
 
-    def build(self, *, show_progress: bool = False) -> Transcriber:
+    def build(self, *, show_progress: ShowProgress = False) -> Transcriber:
         """A new Transcriber with these settings."""
         return Transcriber(
             self.backend,
@@ -281,25 +288,31 @@ def _record_rows(
     progress: ProgressCallback | None,
 ) -> None:
     """Record the result in each row for its input (by ``index`` in ``todo``), the first
-    one only; then a failure for every input that got no row."""
+    one only; then a failure for every input that got no row. ``progress`` counts each
+    result's audio as it comes back (the total is reckoned from those so far)."""
     waiting = dict(enumerate(todo))
+    tracker = ProgressTracker(progress, len(todo))
 
-    def record(key: str, item: JobInput, result: TranscriptionResult) -> None:
+    def record(index: int, key: str, item: JobInput, result: TranscriptionResult) -> None:
         job.record(key, item, result)
-        if progress is not None:
-            progress(len(todo) - len(waiting), len(todo))
+        if result.ok:
+            tracker.probed(index, result.duration)
+        tracker.finished(index, ok=result.ok)
 
-    for row in rows:
-        index = int(row["index"])
-        entry = waiting.pop(index, None)
-        if entry is None:
-            logger.info("dropping a repeated result for input %d (a rerun Ray task)", index)
-            continue
-        record(*entry, result_of(row))
-    for index in sorted(waiting):
-        key, item = waiting.pop(index)
-        error = TranscriptionError(f"{item.path}: no result came back from the Ray cluster")
-        record(key, item, failed(os.fspath(item.path), error))
+    try:
+        for row in rows:
+            index = int(row["index"])
+            entry = waiting.pop(index, None)
+            if entry is None:
+                logger.info("dropping a repeated result for input %d (a rerun Ray task)", index)
+                continue
+            record(index, *entry, result_of(row))
+        for index in sorted(waiting):
+            key, item = waiting.pop(index)
+            error = TranscriptionError(f"{item.path}: no result came back from the Ray cluster")
+            record(index, key, item, failed(os.fspath(item.path), error))
+    finally:
+        tracker.close()
 
 
 def run_ray_job(
@@ -311,27 +324,33 @@ def run_ray_job(
     resume: bool = False,
     journal_path: str | os.PathLike[str] | None = None,
     pool: RayPool | None = None,
-    progress: ProgressCallback | None = None,
+    progress: ProgressCallback | LegacyProgressCallback | None = None,
+    show_progress: ShowProgress = False,
 ) -> JobSummary:
     """:func:`~speakeasy_core.job.run_job` on a Ray cluster; see the module docstring.
 
     The outputs, journal and summary are those of the local job (one can resume the
     other). The model is first loaded once on the cluster (as :func:`probe` does), so a
     bad model or option fails before the journal is touched; this process never loads
-    it, and needs no GPU or model files. ``progress(done, total)`` is called on this
-    process after each recorded result. Input paths must be readable at the same path
-    on every node (shared storage); outputs and journal are written here.
+    it, and needs no GPU or model files. ``progress`` gets a
+    :class:`~speakeasy_core.Progress` on this process after each recorded result, and
+    ``show_progress`` shows it as the Transcriber's does. Input paths must be readable
+    at the same path on every node (shared storage); outputs and journal are written here.
     Uses the cluster this process is connected to (see :func:`ray_session`); if there is
     none, Ray connects or starts one as ``ray.init()`` does.
     """
     _require_ray()
     import ray.data
 
+    warn_if_legacy(progress, stacklevel=2)
     pool = pool or RayPool()
     header, _ = _describe_on_cluster(spec, pool)
-    with JobRecorder.open(
-        header, out_dir, formats=formats, resume=resume, journal_path=journal_path
-    ) as job:
+    with (
+        JobRecorder.open(
+            header, out_dir, formats=formats, resume=resume, journal_path=journal_path
+        ) as job,
+        ExitStack() as stack,
+    ):
         todo = list(job.pending(inputs))
         if todo:
             rows = [{"index": i, "path": os.fspath(item.path)} for i, (_, item) in enumerate(todo)]
@@ -343,7 +362,8 @@ def run_ray_job(
             results = transcribe_dataset(
                 dataset, spec, pool=replace(pool, inputs_per_call=per_call)
             )
-            _record_rows(job, todo, results.iter_rows(), progress)
+            reporter = open_reporter(stack, show_progress, progress)
+            _record_rows(job, todo, results.iter_rows(), reporter)
     for stale in sweep_stale(spec.workspace_root):
         logger.info("removed the temp workspace of a dead actor: %s", stale)
     return job.summary

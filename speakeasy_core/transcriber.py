@@ -16,9 +16,17 @@ import numpy as np
 from ._options import check_int
 from .backends.base import Backend, Capabilities, is_backend, validate_options
 from .backends.registry import create_backend
-from .batch import AudioArray, AudioInput, BatchEngine, ItemOutcome, ProgressCallback
+from .batch import AudioArray, AudioInput, BatchEngine, ItemOutcome
 from .cuts import as_inputs
 from .errors import InvalidOptionError
+from .progress import (
+    LegacyProgressCallback,
+    ProgressCallback,
+    ShowProgress,
+    check_show_progress,
+    open_reporter,
+    warn_if_legacy,
+)
 from .tempfiles import DEFAULT_POLICY, RetryPolicy, TempWorkspace, sweep_stale
 from .types import Task, TranscribeOptions, TranscriptionResult, failed
 
@@ -68,6 +76,12 @@ class Transcriber:
     languages, say) is transcribed: 0, the first, by default; a file without that
     stream fails on its own. Arrays and lhotse cuts have no streams and ignore it.
 
+    ``progress`` is called with a :class:`~speakeasy_core.Progress` (seconds of audio
+    and inputs, done and total, failures, ETA) as each run advances; the old form
+    ``progress(done, total)`` still works but is deprecated. ``show_progress`` shows
+    it: True, a tqdm bar on a terminal or in a notebook and else a log line (INFO on
+    ``speakeasy_core.progress``) every 10 s at most; ``"bar"`` or ``"log"``, that one.
+
     The model loads on first use (or :meth:`load`); use the object as a context manager
     to free it afterwards. Keyword ``options`` (task, language, target_language,
     punctuation, timestamps) set defaults that each call may override.
@@ -92,8 +106,8 @@ class Transcriber:
         backend_options: Mapping[str, Any] | None = None,
         workspace_root: str | os.PathLike[str] | None = None,
         retry_policy: RetryPolicy = DEFAULT_POLICY,
-        progress: ProgressCallback | None = None,
-        show_progress: bool = False,
+        progress: ProgressCallback | LegacyProgressCallback | None = None,
+        show_progress: ShowProgress = False,
         **options: Unpack[OptionOverrides],
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -108,6 +122,8 @@ class Transcriber:
             check_int("num_workers", num_workers, 0)
         if audio_stream is not None:
             check_int("audio_stream", audio_stream, 0)
+        check_show_progress(show_progress)
+        warn_if_legacy(progress, stacklevel=2)
         self.audio_stream = audio_stream
         self.num_workers = default_workers() if num_workers is None else num_workers
         self.chunk_duration = chunk_duration
@@ -258,7 +274,7 @@ class Transcriber:
                 batch_duration=self.batch_duration,
                 window=self.window,
                 max_duration=self._max_duration(),
-                progress=self._progress_callback(stack, total),
+                progress=open_reporter(stack, self.show_progress, self.progress),
                 num_workers=self.num_workers,
                 audio_stream=self.audio_stream,
             )
@@ -268,21 +284,6 @@ class Transcriber:
         """Longest piece sent to the backend: its own limit, or ours if shorter."""
         limits = [self.backend.capabilities.max_duration, self.chunk_duration]
         return min((limit for limit in limits if limit is not None), default=None)
-
-    def _progress_callback(self, stack: ExitStack, total: int | None) -> ProgressCallback | None:
-        if not self.show_progress:
-            return self.progress
-        from tqdm.auto import tqdm
-
-        bar = stack.enter_context(tqdm(total=total, unit="file", desc="transcribing"))
-        user = self.progress
-
-        def report(done: int, total: int | None) -> None:
-            bar.update(done - bar.n)
-            if user is not None:
-                user(done, total)
-
-        return report
 
     def _result(self, outcome: ItemOutcome, options: TranscribeOptions) -> TranscriptionResult:
         backend, model = self.backend.name, self.backend.model_name

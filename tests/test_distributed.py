@@ -7,6 +7,7 @@ bad file is a per-file error; resume skips what is done; no temp workspace survi
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -43,6 +44,7 @@ from speakeasy_core.job import (
     run_job,
 )
 from speakeasy_core.journal import read_journal
+from speakeasy_core.progress import Progress
 from speakeasy_core.tempfiles import OWNER_FILE
 from speakeasy_core.types import TranscriptionResult
 from tests.fixtures.nemo_models import write_nemo_wav
@@ -200,15 +202,25 @@ def run_job_locally(spec: TranscriberSpec, inputs: list[JobInput], out: Path) ->
 
 
 @pytest.fixture(scope="module")
+def ray_reports() -> list[Progress]:
+    """What the driver's progress callback got during ``ray_run``."""
+    return []
+
+
+@pytest.fixture(scope="module")
 def ray_run(
     cluster: LocalCluster,
     spec: TranscriberSpec,
     corpus: list[JobInput],
     tmp_path_factory: pytest.TempPathFactory,
+    ray_reports: list[Progress],
 ) -> tuple[JobSummary, Path]:
     out = tmp_path_factory.mktemp("ray")
     pool = RayPool(actors=2, inputs_per_call=3)
-    return run_ray_job(spec, corpus, out, formats=("txt", "json"), pool=pool), out
+    summary = run_ray_job(
+        spec, corpus, out, formats=("txt", "json"), pool=pool, progress=ray_reports.append
+    )
+    return summary, out
 
 
 @pytest.mark.nemo
@@ -235,6 +247,23 @@ def test_a_bad_file_is_a_per_file_error(ray_run: tuple[JobSummary, Path]) -> Non
         ("broken.wav", "AudioDecodeError")
     ]
     assert not (out / "broken.txt").exists()
+
+
+@pytest.mark.nemo
+def test_progress_comes_back_with_the_results(
+    ray_run: tuple[JobSummary, Path], ray_reports: list[Progress]
+) -> None:
+    summary, _ = ray_run
+    for before, after in itertools.pairwise(ray_reports):
+        assert after.seconds_done >= before.seconds_done
+        assert after.inputs_done >= before.inputs_done
+    moving = {r.inputs_done for r in ray_reports}
+    assert len(moving) > 3  # call by call, not all at the end
+    last = ray_reports[-1]
+    assert last.final
+    assert last.seconds_done == pytest.approx(summary.audio_seconds)
+    assert last.seconds_total == pytest.approx(last.seconds_done)
+    assert (last.inputs_done, last.inputs_total, last.failed) == (14, 14, 1)
 
 
 @pytest.mark.nemo
@@ -384,10 +413,10 @@ def test_repeated_rows_are_dropped_and_missing_ones_recorded_as_failures(
         result = TranscriptionResult(str(items[index].path), text, duration=1.0)
         return {"index": np.int64(index), "result": json.dumps(result.to_dict())}
 
-    calls: list[tuple[int, int | None]] = []
+    reports: list[Progress] = []
     rows = [row(1, "first"), row(0, "zero"), row(1, "rerun")]
     with JobRecorder.open({"job": "test"}, tmp_path / "out") as job:
-        _record_rows(job, todo, rows, lambda done, total: calls.append((done, total)))
+        _record_rows(job, todo, rows, reports.append)
 
     results = journal_of(tmp_path / "out")
     assert [(key, r.text, r.error_type) for key, r in results.items()] == [
@@ -398,7 +427,20 @@ def test_repeated_rows_are_dropped_and_missing_ones_recorded_as_failures(
     ]
     assert "c.wav: no result came back" in (results["key-c"].error or "")
     assert (job.summary.transcribed, job.summary.failed) == (2, 2)
-    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    # Seconds as results come back; the total reckoned from them until all are in.
+    seen = [(r.inputs_done, r.seconds_done, r.seconds_total, r.failed) for r in reports]
+    assert seen == [
+        (0, 0.0, None, 0),
+        (0, 0.0, 4.0, 0),
+        (1, 1.0, 4.0, 0),
+        (1, 1.0, 4.0, 0),
+        (2, 2.0, 4.0, 0),
+        (3, 2.0, 3.0, 1),
+        (4, 2.0, 2.0, 2),
+        (4, 2.0, 2.0, 2),
+    ]
+    assert [r.estimated for r in reports] == [False] + [True] * 5 + [False] * 2
+    assert reports[-1].final
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from ..errors import (
     ModelLoadError,
     TranscriptionError,
 )
+from ..progress import report_position
 from ..types import Segment, TranscribeOptions, Word
 from .base import BackendOutput, Capabilities, PreparedAudio, validate_options
 
@@ -303,7 +304,10 @@ class WhisperBackend:
                 word_timestamps=options.timestamps,
                 **self.options.decode_options(),
             )
-            segments = list(generator)
+            segments = []
+            for segment in generator:  # decoded lazily, window by window
+                segments.append(segment)
+                report_position(item, segment.end)
         except Exception as exc:
             raise TranscriptionError(f"{item.key}: whisper failed: {exc}") from exc
         text = "".join(segment.text for segment in segments).strip()

@@ -19,8 +19,9 @@ Memory is bounded: two windows of inputs' metadata, and the batches being prepar
 waiting (the prefetch bound). No audio is written to disk: backends get arrays.
 """
 
+from ..progress import ProgressCallback
 from ._engine import BatchEngine
-from ._inputs import AudioArray, AudioInput, ItemOutcome, ProgressCallback, label_of
+from ._inputs import AudioArray, AudioInput, ItemOutcome, label_of
 from ._plan import plan_batches
 from ._prefetch import THREAD_PREFIX
 

@@ -10,16 +10,17 @@ as the input is complete (completion order; each outcome carries its input index
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.base import Backend, BackendOutput, PreparedAudio, describe_batch, is_collating
 from ..chunking import merge_outputs
 from ..errors import BackendError, SpeakEasyError, TranscriptionError
+from ..progress import ProgressCallback, ProgressTracker, reporting_positions
 from ..tempfiles import TempWorkspace
 from ..types import TranscribeOptions
-from ._inputs import AudioInput, ItemOutcome, Probed, ProgressCallback
+from ._inputs import AudioInput, ItemOutcome, Probed
 from ._plan import Piece, Planner, Ready
 from ._prefetch import Prefetcher
 
@@ -63,6 +64,20 @@ def _is_device_error(exc: BaseException | None) -> bool:
     return False
 
 
+def _positions(live: list[Piece], tracker: ProgressTracker) -> Callable[[object, float], None]:
+    """Where a backend's :func:`~speakeasy_core.progress.report_position` on one of
+    ``live``'s pieces goes: its input's position, in seconds of the whole input."""
+    pieces = {id(piece.audio): piece for piece in live}
+
+    def moved(item: object, seconds: float) -> None:
+        piece = pieces.get(id(item))
+        if piece is not None:
+            seconds = min(max(seconds, 0.0), piece.audio.duration)
+            tracker.advance(piece.owner, piece.offset + seconds)
+
+    return moved
+
+
 class BatchEngine:
     """Runs inputs through one backend in batches; see the module docstring.
 
@@ -70,7 +85,9 @@ class BatchEngine:
     padded to its longest item (None: no bound). ``num_workers`` threads prepare batches
     ahead (0: in the calling thread, no prefetch); at most ``prefetch`` batches (default
     ``num_workers + 1``) are being prepared or wait ready at any time. Files are
-    decoded from their audio stream ``audio_stream`` (None: the first).
+    decoded from their audio stream ``audio_stream`` (None: the first). ``progress``
+    gets a :class:`~speakeasy_core.progress.Progress` as inputs are probed, pieces
+    transcribed and inputs finished.
     """
 
     def __init__(
@@ -97,7 +114,6 @@ class BatchEngine:
         self.num_workers = num_workers
         self.prefetch = prefetch or num_workers + 1
         self.audio_stream = audio_stream
-        self._done = 0
 
     def run(
         self,
@@ -108,9 +124,11 @@ class BatchEngine:
         """Yield one outcome for every input as soon as it is complete."""
         pending: dict[int, _Pending] = {}
         finished: list[_Pending] = []
+        tracker = ProgressTracker(self.progress, total)
 
         def on_input(probed: Probed) -> None:
             pending[probed.index] = _Pending(probed.index, probed.label, probed.duration)
+            tracker.probed(probed.index, probed.duration)
 
         def on_error(index: int, label: str, exc: SpeakEasyError) -> None:
             finished.append(_Pending(index, label, 0.0, error=exc))
@@ -129,25 +147,30 @@ class BatchEngine:
                 on_error=on_error,
             )
             try:
-                for ready in prefetcher.results(planner.tasks(inputs)):
-                    yield from self._flush(finished, total)
-                    self._apply(ready, pending, options)
+                for ready in prefetcher.results(planner.tasks(tracker.counting(inputs))):
+                    yield from self._flush(finished, tracker)
+                    self._apply(ready, pending, options, tracker)
                     finished += [entry for entry in pending.values() if entry.finished]
                     for entry in finished:
                         pending.pop(entry.index, None)
                     del ready  # the batch's samples go before the next one is taken
-                    yield from self._flush(finished, total)
-                yield from self._flush(finished, total)
+                    yield from self._flush(finished, tracker)
+                yield from self._flush(finished, tracker)
             finally:
                 prefetcher.close()
                 planner.close()
+                tracker.close()
 
-    def _flush(self, finished: list[_Pending], total: int | None) -> Iterator[ItemOutcome]:
+    def _flush(self, finished: list[_Pending], tracker: ProgressTracker) -> Iterator[ItemOutcome]:
         while finished:
-            yield self._finish(finished.pop(0), total)
+            yield self._finish(finished.pop(0), tracker)
 
     def _apply(
-        self, ready: Ready, pending: dict[int, _Pending], options: TranscribeOptions
+        self,
+        ready: Ready,
+        pending: dict[int, _Pending],
+        options: TranscribeOptions,
+        tracker: ProgressTracker,
     ) -> None:
         """Record what preparing ``ready`` learnt, then run its batch."""
         # An input already reported (a stream that failed) may still have pieces here.
@@ -165,18 +188,25 @@ class BatchEngine:
         if not live:
             return
         collated = ready.model_input() if len(live) == len(ready.pieces) else None
-        outcomes = self._isolate([piece.audio for piece in live], options, collated)
+        with reporting_positions(_positions(live, tracker)):
+            outcomes = self._isolate([piece.audio for piece in live], options, collated)
         for piece, outcome in zip(live, outcomes, strict=True):
-            self._record(pending[piece.owner], piece, outcome)
+            self._record(pending[piece.owner], piece, outcome, tracker)
 
     @staticmethod
-    def _record(entry: _Pending, piece: Piece, outcome: BackendOutput | SpeakEasyError) -> None:
+    def _record(
+        entry: _Pending,
+        piece: Piece,
+        outcome: BackendOutput | SpeakEasyError,
+        tracker: ProgressTracker,
+    ) -> None:
         if entry.error is not None:
             return
         if isinstance(outcome, SpeakEasyError):
             entry.error = outcome
         else:
             entry.outputs[piece.offset] = (piece.audio.duration, outcome)
+            tracker.advance(entry.index, piece.offset + piece.audio.duration)
 
     def _isolate(
         self, batch: list[PreparedAudio], options: TranscribeOptions, collated: Any = None
@@ -228,8 +258,7 @@ class BatchEngine:
             )
         return list(outputs)
 
-    def _finish(self, entry: _Pending, total: int | None) -> ItemOutcome:
-        self._done += 1
-        if self.progress is not None:
-            self.progress(self._done, total)
+    @staticmethod
+    def _finish(entry: _Pending, tracker: ProgressTracker) -> ItemOutcome:
+        tracker.finished(entry.index, ok=entry.error is None)
         return entry.outcome()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -21,7 +21,6 @@ __all__ = [
     "AudioInput",
     "ItemOutcome",
     "Probed",
-    "ProgressCallback",
     "label_of",
     "probe_input",
 ]
@@ -52,10 +51,6 @@ class ItemOutcome:
     duration: float
     output: BackendOutput | None = None
     error: SpeakEasyError | None = None
-
-
-ProgressCallback = Callable[[int, int | None], None]
-"""Called as ``progress(done, total)``; ``total`` is None when the input count is unknown."""
 
 
 def label_of(item: AudioInput, index: int) -> str:

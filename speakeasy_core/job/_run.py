@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -104,7 +104,9 @@ def run_job(
                 in_flight[index] = (key, item)
                 yield item.audio
 
-        for index, result in transcriber.iter_completed(todo()):
+        # Counted inputs are listed up front, so progress has their number (and an ETA).
+        audio = list(todo()) if isinstance(items, Sized) else todo()
+        for index, result in transcriber.iter_completed(audio):
             job.record(*in_flight.pop(index), result)
             if writer is not None:
                 writer.record(result)
