@@ -9,7 +9,6 @@ import json
 import operator
 import os
 import platform
-import re
 import stat
 import subprocess
 import sys
@@ -940,22 +939,7 @@ def test_sweep_with_the_real_liveness_check(tmp_path: Path) -> None:
     assert live.cleanup().clean
 
 
-# ------------------------------------------------------------------- docs, example
-
-
-def _doc_blocks() -> list[str]:
-    text = (REPO / "docs" / "tempfiles.md").read_text(encoding="utf-8")
-    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
-
-
-def test_docs_code_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = _doc_blocks()
-    assert len(blocks) >= 3
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    namespace: dict[str, Any] = {"__name__": "docs"}
-    for block in blocks:  # the blocks build on each other, like a tutorial
-        exec(compile(block, "docs/tempfiles.md", "exec"), namespace)
+# ------------------------------------------------------------------------ example
 
 
 def test_example_script_runs(tmp_path: Path) -> None:
