@@ -110,7 +110,7 @@ def uv() -> Path:
     if not exe.exists():
         must([sys.executable, "-m", "venv", tools], "making the tools venv")
         must(
-            [tools / BIN / f"python{EXE}", "-m", "pip", "install", "-q", "uv>=0.9", "twine>=6.1"],
+            [tools / BIN / f"python{EXE}", "-m", "pip", "install", "-qq", "uv>=0.9", "twine>=6.1"],
             "installing uv and twine",
         )
     return exe
@@ -295,7 +295,7 @@ def run_wheel(config: dict[str, object]) -> None:
             "uv build (sdist, then the wheel from it)",
             env=uv_env(),
         )
-        return ", ".join(sorted(path.name for path in dist.iterdir()))
+        return ", ".join(sorted(path.name for path in dist.glob("speakeasy_core-*")))
 
     step("wheel: build", build)
     step("wheel: check", lambda: check_dist(dist))
