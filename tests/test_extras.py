@@ -110,9 +110,7 @@ def assert_names_the_extra(status: int, lines: list[str], extra: str) -> None:
 
 @without("whisper")
 @pytest.mark.parametrize("out_dir", [False, True], ids=["print", "out-dir"])
-def test_the_default_backend_without_whisper_names_the_extra(
-    tmp_path: Path, out_dir: bool
-) -> None:
+def test_the_default_backend_without_whisper_names_the_extra(tmp_path: Path, out_dir: bool) -> None:
     write_clip(tmp_path / "in" / "a.wav", seconds=0.5)
     args = ["transcribe", "--no-progress", "in", *(["--out-dir", "out"] if out_dir else [])]
     assert_names_the_extra(*cli(*args, cwd=tmp_path), "whisper")
