@@ -52,7 +52,8 @@ def describe_av_error(exc: Exception) -> str:
 def open_container(handle: BinaryIO) -> av.container.InputContainer:
     """PyAV on an open file, from its start; raises what :data:`AvError` names."""
     handle.seek(0)
-    return av.open(handle, mode="r", **_OPEN_OPTIONS)
+    container: av.container.InputContainer = av.open(handle, mode="r", **_OPEN_OPTIONS)
+    return container
 
 
 @contextmanager
