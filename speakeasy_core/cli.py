@@ -36,6 +36,7 @@ from .distributed import RayPool, TranscriberSpec, probe, ray_session, run_ray_j
 from .errors import Interrupted, SpeakEasyError
 from .formats import available_formats, render
 from .job import (
+    AUDIO_SUFFIXES,
     LHOTSE_FORMAT,
     LHOTSE_MANIFEST,
     JobInput,
@@ -107,8 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "transcribe",
         help="transcribe files or directories",
-        description="Transcribe audio files (wav, flac, ogg, opus, mp3) and directories of "
-        "them. Without --out-dir the transcripts are printed; with it, one file per input "
+        description="Transcribe audio and video files, and directories searched for "
+        f"them ({' '.join(sorted(suffix.lstrip('.') for suffix in AUDIO_SUFFIXES))}). "
+        "Without --out-dir the transcripts are printed; with it, one file per input "
         "and format is written and a journal makes the job resumable (--resume).",
     )
     run.add_argument("paths", nargs="*", help="audio files or directories")
@@ -179,8 +181,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--temp-dir",
-        help="where converted audio goes (default: a private folder in the system temp "
-        "dir); must be yours and not writable by others, else a private folder in it is used",
+        help="root of the job's private temp workspace; audio is never written there (it is "
+        "decoded in memory). Default: a private folder in the system temp dir; one that is "
+        "not yours or is writable by others gets a private folder inside it",
     )
     ray = run.add_argument_group(
         "Ray cluster",

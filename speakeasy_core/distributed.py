@@ -1,4 +1,4 @@
-"""Batch jobs on a Ray cluster, with the guarantees of the local job.
+"""Batch jobs on a Ray cluster, with the guarantees of the local job::
 
     spec = TranscriberSpec("parakeet", "/shared/parakeet-tdt-0.6b-v2.nemo", batch_size=16)
     with ray_session("auto"):

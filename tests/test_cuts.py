@@ -34,9 +34,10 @@ from speakeasy_core.errors import (
 )
 from speakeasy_core.testing import MockBackend
 from speakeasy_core.types import Segment, TranscribeOptions, Word
+from tests.extras import reason
 from tests.fixtures.nemo_models import write_nemo_wav
 
-lhotse = pytest.importorskip("lhotse", reason="lhotse comes with the nemo extra")
+lhotse = pytest.importorskip("lhotse", reason=reason("lhotse"))
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment  # noqa: E402
 from lhotse.cut import MixedCut, MultiCut  # noqa: E402
 from lhotse.lazy import LazyMapper  # noqa: E402

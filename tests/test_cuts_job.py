@@ -23,8 +23,9 @@ from speakeasy_core.job import JOURNAL_NAME, LHOTSE_MANIFEST, cut_inputs, plan_o
 from speakeasy_core.journal import read_journal
 from speakeasy_core.testing import MockBackend
 from speakeasy_core.types import TranscribeOptions
+from tests.extras import reason
 
-lhotse = pytest.importorskip("lhotse", reason="lhotse comes with the nemo extra")
+lhotse = pytest.importorskip("lhotse", reason=reason("lhotse"))
 from lhotse import CutSet, Recording, SupervisionSegment  # noqa: E402
 
 SR = 16000

@@ -47,9 +47,10 @@ from speakeasy_core.journal import read_journal
 from speakeasy_core.progress import Progress
 from speakeasy_core.tempfiles import OWNER_FILE
 from speakeasy_core.types import TranscriptionResult
+from tests.extras import reason
 from tests.fixtures.nemo_models import write_nemo_wav
 
-pytest.importorskip("ray", reason="needs the ray extra")
+pytest.importorskip("ray", reason=reason("ray"))
 import ray
 import ray.data
 from ray.cluster_utils import Cluster

@@ -37,12 +37,11 @@ def test_the_notebook_is_stored_without_outputs() -> None:
 
 
 @pytest.mark.whisper
+@pytest.mark.lhotse
 @pytest.mark.slow
 def test_the_notebook_runs_offline() -> None:
     nbclient = pytest.importorskip("nbclient", reason="needs the test extra")
     pytest.importorskip("ipykernel", reason="needs the test extra")
-    pytest.importorskip("faster_whisper", reason="needs the whisper extra")
-    pytest.importorskip("lhotse", reason="needs the nemo extra")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
         notebook,

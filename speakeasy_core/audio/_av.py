@@ -33,6 +33,12 @@ _ESTIMATE_FRACTION = {"mp3": 0.01}
 
 AvError = av.FFmpegError
 
+# PyAV before 19 raises on container metadata that is not UTF-8 unless told to ignore
+# it; 19 decodes metadata leniently itself and no longer takes the argument.
+_OPEN_OPTIONS: dict[str, Any] = (
+    {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
+)
+
 
 def describe_av_error(exc: Exception) -> str:
     """An ffmpeg error in words, without the errno and file name PyAV adds."""
@@ -46,7 +52,8 @@ def describe_av_error(exc: Exception) -> str:
 def open_container(handle: BinaryIO) -> av.container.InputContainer:
     """PyAV on an open file, from its start; raises what :data:`AvError` names."""
     handle.seek(0)
-    return av.open(handle, mode="r", metadata_errors="ignore")
+    container: av.container.InputContainer = av.open(handle, mode="r", **_OPEN_OPTIONS)
+    return container
 
 
 @contextmanager

@@ -24,9 +24,7 @@ __all__ = [
 MANIFEST_SUFFIXES = (".jsonl", ".jsonl.gz")
 """The manifest files :func:`load_manifest` opens lazily and :class:`CutSetWriter` writes."""
 
-_INSTALL_HINT = (
-    "lhotse is not installed: pip install 'speakeasy_core[nemo]' (or pip install lhotse)"
-)
+_INSTALL_HINT = "lhotse is not installed: pip install 'speakeasy_core[lhotse]'"
 
 
 def supervision_key(cut_id: str, supervision_id: str) -> str:
@@ -54,7 +52,9 @@ def is_lhotse(value: object) -> bool:
 
 
 def is_set(value: object) -> bool:
-    """A CutSet or RecordingSet (lhotse already imported)."""
+    """A CutSet or RecordingSet (never imports lhotse)."""
+    if "lhotse" not in sys.modules:
+        return False
     from lhotse import CutSet, RecordingSet
 
     return isinstance(value, CutSet | RecordingSet)
